@@ -1,0 +1,1 @@
+"""cache-maint: keeps a Glance image cache clean and under its size limit."""

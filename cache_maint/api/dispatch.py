@@ -1,0 +1,57 @@
+"""The innermost WSGI application: route, call the handler, map errors.
+
+Every error leaves as JSON: webob HTTP errors raised by the router and the
+handlers, and cache-maint's own errors, which carry an HTTP code and a public
+message that names no host path (the full message goes to the log).
+"""
+
+from oslo_log import log as logging
+import webob
+import webob.exc
+
+from cache_maint.api import util
+from cache_maint import exception
+
+LOG = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """A WSGI application serving the routes of a Router."""
+
+    def __init__(self, router):
+        self._router = router
+
+    def __call__(self, environ, start_response):
+        req = webob.Request(environ)
+        try:
+            handler, path_args = self._router.match(req.path_info,
+                                                    req.method)
+            response = handler(req, **path_args)
+        except webob.exc.HTTPException as e:
+            response = util.error_response(
+                e.code, e.detail or e.explanation,
+                [(k, v) for k, v in e.headers.items() if k == 'Allow'])
+        except exception.CacheMaintError as e:
+            if e.code >= 500:
+                LOG.error('%s %s failed: %s', req.method, req.path, e)
+            response = util.error_response(e.code, e.public_message)
+        return response(environ, start_response)
+
+
+class FaultWrapper:
+    """Last resort: any unexpected exception becomes a JSON 500."""
+
+    def __init__(self, application):
+        self._application = application
+
+    def __call__(self, environ, start_response):
+        try:
+            return self._application(environ, start_response)
+        except Exception:
+            LOG.exception('Unexpected error serving %s %s',
+                          environ.get('REQUEST_METHOD'),
+                          environ.get('PATH_INFO'))
+            response = util.error_response(
+                500, 'The server hit an unexpected error; the cache-maint '
+                     'log has the details.')
+            return response(environ, start_response)

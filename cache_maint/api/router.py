@@ -1,0 +1,63 @@
+"""The route table of the API, and dispatch from it.
+
+ROUTES maps each path template to ``{method: handler}``. It is the map of the
+API: dispatch reads it, the 404 and 405 (with ``Allow``) answers are derived
+from it, and a test walks it to prove every non-public route is guarded by a
+policy. Path templates hold literal segments and ``{name}`` segments, which
+match one non-empty segment and are passed to the handler as keyword
+arguments.
+"""
+
+import re
+
+import webob.exc
+
+from cache_maint.api.handlers import cache
+from cache_maint.api.handlers import schemas
+from cache_maint.api.handlers import versions
+
+ROUTES = {
+    '/': {'GET': versions.multiple_choices},
+    '/versions': {'GET': versions.list_versions},
+    '/v2/schemas/metadefs/resource_type': {
+        'GET': schemas.get_resource_type_schema},
+    '/v2/cache/clean': {'POST': cache.clean_cache},
+    '/v2/cache/prune': {'POST': cache.prune_cache},
+}
+
+#: Routes served without authentication: version discovery and a static
+#: schema, which Glance's clients fetch before anything else.
+PUBLIC_PATHS = frozenset({'/', '/versions',
+                          '/v2/schemas/metadefs/resource_type'})
+
+
+def _compile(template):
+    pattern = re.sub(r'\\{(\w+)\\}', r'(?P<\1>[^/]+)', re.escape(template))
+    return re.compile(pattern + r'\Z')
+
+
+class Router:
+    """Find the handler for a request, or answer 404 or 405."""
+
+    def __init__(self, routes):
+        self._routes = [(_compile(path), methods)
+                        for path, methods in routes.items()]
+
+    def match(self, path, method):
+        """Return (handler, path_args); raise HTTPNotFound or 405."""
+        for pattern, methods in self._routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            handler = methods.get(method)
+            if handler is None:
+                allow = ', '.join(sorted(methods))
+                raise webob.exc.HTTPMethodNotAllowed(
+                    'The method %s is not allowed on this resource; allowed: '
+                    '%s.' % (method, allow), headers=[('Allow', allow)])
+            return handler, found.groupdict()
+        raise webob.exc.HTTPNotFound('The resource could not be found.')
+
+
+def is_public(path):
+    return path in PUBLIC_PATHS

@@ -1,0 +1,49 @@
+"""Small HTTP helpers shared by the handlers and the middleware."""
+
+import json
+
+import webob
+
+#: Keys under which the middleware hands objects to the handlers.
+CONTEXT_KEY = 'cache_maint.context'
+RUNNER_KEY = 'cache_maint.runner'
+CONF_KEY = 'cache_maint.conf'
+
+
+def json_response(status, body, headers=None):
+    """A JSON response with ``body`` serialized."""
+    response = webob.Response(status=status, content_type='application/json',
+                              charset='utf-8')
+    response.headers.extend(headers or [])
+    response.text = json.dumps(body)
+    return response
+
+
+def error_response(status, message, headers=None):
+    """A JSON error with the same shape keystonemiddleware uses."""
+    response = json_response(status, None, headers)
+    response.text = json.dumps({'error': {
+        'code': response.status_code,
+        'title': response.status.split(' ', 1)[1],
+        'message': message}})
+    return response
+
+
+def read_empty_body(req):
+    """Accept a request that must not carry data: no body, or ``{}``.
+
+    Clients send these POSTs bodyless, some with ``Content-Type:
+    application/octet-stream``; the spec shows an empty JSON object.
+    Anything else is refused rather than silently ignored.
+    """
+    body = req.body
+    if not body.strip():
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise webob.exc.HTTPBadRequest(
+            'This request takes no body, or an empty JSON object {}.')
+    if data != {}:
+        raise webob.exc.HTTPBadRequest(
+            'This request takes no parameters: send no body, or {}.')

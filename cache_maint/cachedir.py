@@ -1,0 +1,230 @@
+"""Glance's on-disk cache layout: which files are images, and removing them.
+
+Every driver shares this layout (design.md section 4)::
+
+    <image_id>              a complete cached image
+    incomplete/<image_id>   a download in progress, renamed into place after
+    invalid/<image_id>      a failed or aborted download
+    queue/<image_id>        an empty file: the image is queued for caching
+
+Only regular files in the base directory whose name is an image id are
+images; the sqlite database, its journal and the lock files are not. Every
+directory is opened once and every operation is made relative to that open
+directory without following symlinks, so a symlink planted anywhere in the
+cache can be removed but is never followed out of it.
+"""
+
+import contextlib
+import dataclasses
+import errno
+import os
+import re
+import stat
+
+from oslo_log import log as logging
+
+from cache_maint import exception
+
+LOG = logging.getLogger(__name__)
+
+INCOMPLETE = 'incomplete'
+INVALID = 'invalid'
+QUEUE = 'queue'
+SUBDIRS = (INCOMPLETE, INVALID, QUEUE)
+
+# A subdirectory that is a symlink is refused, never followed.
+_SUBDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+_IMAGE_ID = re.compile(
+    r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+    r'[0-9a-fA-F]{12}')
+
+
+def is_image_id(name):
+    """True if ``name`` is a well-formed image id (a UUID string)."""
+    return isinstance(name, str) and _IMAGE_ID.fullmatch(name) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedFile:
+    """A cached image file as the directory scan found it."""
+
+    image_id: str
+    size: int
+    mtime: float
+    atime: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """What removing a set of files did.
+
+    ``removed`` we unlinked, freeing ``bytes_freed``; ``vanished`` were
+    already gone; ``failed`` could not be removed (and were logged).
+    """
+
+    removed: tuple = ()
+    bytes_freed: int = 0
+    vanished: tuple = ()
+    failed: tuple = ()
+
+
+class CacheDir:
+    """One Glance image cache directory."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def prepare(self):
+        """Check the cache directory and create its subdirectories.
+
+        The base directory itself must already exist: creating it would
+        touch something outside the cache.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise exception.ConfigError(
+                'image_cache_dir %s does not exist; create it (glance-api '
+                'creates it on start) or fix [DEFAULT] image_cache_dir'
+                % self.path)
+        except OSError as e:
+            raise exception.ConfigError(
+                'image_cache_dir %s cannot be read: %s' % (self.path, e))
+        if not stat.S_ISDIR(st.st_mode):
+            raise exception.ConfigError(
+                'image_cache_dir %s is not a directory' % self.path)
+        if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
+            raise exception.ConfigError(
+                'image_cache_dir %s is not writable by this process (uid %d)'
+                % (self.path, os.getuid()))
+        with self._open_base() as base:
+            for name in SUBDIRS:
+                try:
+                    os.mkdir(name, 0o755, dir_fd=base)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise exception.CacheDirError(
+                        'cannot create %s in image_cache_dir %s: %s'
+                        % (name, self.path, e))
+
+    @contextlib.contextmanager
+    def _open_base(self):
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise exception.CacheDirError(
+                'cannot open image cache directory %s: %s' % (self.path, e))
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _open_subdir(self, name):
+        """Open a subdirectory; yield None if it is absent or not a dir."""
+        with self._open_base() as base:
+            try:
+                fd = os.open(name, _SUBDIR_FLAGS, dir_fd=base)
+            except FileNotFoundError:
+                yield None
+                return
+            except OSError as e:
+                if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                    LOG.warning('%s/%s is not a directory; ignoring it',
+                                self.path, name)
+                    yield None
+                    return
+                raise exception.CacheDirError(
+                    'cannot open %s/%s: %s' % (self.path, name, e))
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+
+    def _scan(self, dir_fd):
+        """Yield (entry, lstat) for every entry of an open directory."""
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    try:
+                        yield entry, entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue    # removed while we scanned
+        except OSError as e:
+            raise exception.CacheDirError(
+                'cannot list image cache directory %s: %s' % (self.path, e))
+
+    def scan_images(self):
+        """Return {image_id: CachedFile} for every cached image."""
+        images = {}
+        with self._open_base() as base:
+            for entry, st in self._scan(base):
+                if stat.S_ISREG(st.st_mode) and is_image_id(entry.name):
+                    images[entry.name] = CachedFile(
+                        entry.name, st.st_size, st.st_mtime, st.st_atime)
+        return images
+
+    def remove_images(self, image_ids):
+        """Unlink cached images by id.
+
+        Only a regular file is removed, and only its link in the cache
+        directory; anything else under an image's name is left alone.
+        """
+        removed, vanished, failed, freed = [], [], [], 0
+        with self._open_base() as base:
+            for image_id in image_ids:
+                try:
+                    st = os.stat(image_id, dir_fd=base, follow_symlinks=False)
+                    if not stat.S_ISREG(st.st_mode):
+                        failed.append(image_id)
+                        continue
+                    os.unlink(image_id, dir_fd=base)
+                except FileNotFoundError:
+                    vanished.append(image_id)
+                except OSError as e:
+                    LOG.warning('Cannot remove cached image %s/%s: %s',
+                                self.path, image_id, e)
+                    failed.append(image_id)
+                else:
+                    removed.append(image_id)
+                    freed += st.st_size
+        return Removal(tuple(removed), freed, tuple(vanished), tuple(failed))
+
+    def remove_from(self, subdir, select=lambda st: True):
+        """Unlink the non-directory entries of a subdirectory.
+
+        ``select`` sees each entry's lstat and says whether it goes.
+        Symlinks are removed themselves, never followed.
+        """
+        removed, failed, freed = [], [], 0
+        with self._open_subdir(subdir) as fd:
+            if fd is None:
+                return Removal()
+            for entry, st in list(self._scan(fd)):
+                if stat.S_ISDIR(st.st_mode) or not select(st):
+                    continue
+                try:
+                    os.unlink(entry.name, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    LOG.warning('Cannot remove %s/%s/%s: %s',
+                                self.path, subdir, entry.name, e)
+                    failed.append(entry.name)
+                    continue
+                removed.append(entry.name)
+                if stat.S_ISREG(st.st_mode):
+                    freed += st.st_size
+        return Removal(tuple(removed), freed, failed=tuple(failed))
+
+    def queued_images(self):
+        """Return the ids queued for caching, oldest first (Glance's order)."""
+        with self._open_subdir(QUEUE) as fd:
+            if fd is None:
+                return []
+            queued = [(st.st_mtime, entry.name)
+                      for entry, st in self._scan(fd)
+                      if stat.S_ISREG(st.st_mode) and is_image_id(entry.name)]
+        return [name for _mtime, name in sorted(queued)]

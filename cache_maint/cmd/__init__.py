@@ -1,0 +1,17 @@
+"""Command-line entry points.
+
+oslo.service picks its backend when ``oslo_service.service`` is first
+imported and defaults to eventlet, so the threading backend is selected here,
+before any entry point imports it.
+"""
+
+import warnings
+
+from oslo_service import backend
+
+# futurist and oslo.service import eventlet when it is installed (it is an
+# oslo.service dependency) even though nothing here uses it; its import-time
+# deprecation warning is noise to an operator.
+warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+
+backend.init_backend(backend.BackendType.THREADING)

@@ -1,0 +1,102 @@
+"""``cache-maint-manage``: run clean or prune once, or list the cache.
+
+The commands run the very task functions the service runs, under the same
+locks, so they are safe beside a running cache-maint or glance-api: a run
+in progress elsewhere is waited for, never overlapped.
+"""
+
+import datetime
+import json
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from cache_maint.cmd import common
+from cache_maint import drivers
+from cache_maint import exception
+from cache_maint import runner
+
+LOG = logging.getLogger(__name__)
+
+
+def _clean(task_runner, conf):
+    _print_json(task_runner.clean(wait=conf.command.wait,
+                                  trigger='command line').to_dict())
+
+
+def _prune(task_runner, conf):
+    _print_json(task_runner.prune(wait=conf.command.wait,
+                                  trigger='command line').to_dict())
+
+
+def _list(task_runner, conf):
+    driver = task_runner.driver
+    cached = [r.to_dict() for r in driver.list_records()]
+    queued = driver.cachedir.queued_images()
+    if conf.command.format == 'json':
+        _print_json({'cached_images': cached, 'queued_images': queued})
+        return
+    print('%-36s  %12s  %6s  %-20s' % ('image_id', 'size', 'hits',
+                                       'last_accessed (UTC)'))
+    for record in cached:
+        print('%-36s  %12d  %6d  %-20s' % (
+            record['image_id'], record['size'], record['hits'],
+            _utc(record['last_accessed'])))
+    print('%d cached image(s), %d byte(s); %d queued image(s)%s' % (
+        len(cached), sum(r['size'] for r in cached), len(queued),
+        ''.join('\n  queued: %s' % image_id for image_id in queued)))
+
+
+def _utc(epoch):
+    if not epoch:
+        return 'N/A'
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime('%Y-%m-%d %H:%M:%S')
+
+
+def _print_json(data):
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list}
+
+
+def _add_parsers(subparsers):
+    for name, helptext in (
+            ('clean', 'Remove failed and stalled downloads, once.'),
+            ('prune', 'Evict least recently used images down to '
+                      'image_cache_max_size, once.')):
+        parser = subparsers.add_parser(name, help=helptext)
+        parser.add_argument(
+            '--wait', type=float, default=None, metavar='SECONDS',
+            help='Give up if a run of the same task elsewhere (the service, '
+                 'glance-api) still holds the lock after this long; by '
+                 'default wait for it.')
+    parser = subparsers.add_parser('list', help='List cached and queued '
+                                                'images.')
+    parser.add_argument('--format', choices=('table', 'json'),
+                        default='table', help='Output format.')
+
+
+command_opt = cfg.SubCommandOpt('command', title='Commands',
+                                handler=_add_parsers)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    conf = common.load_config(argv, cli_opts=[command_opt])
+    driver = None
+    try:
+        driver = drivers.load_driver(conf)
+        driver.setup()
+        COMMANDS[conf.command.name](runner.TaskRunner(conf, driver), conf)
+    except exception.CacheMaintError as e:
+        sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))
+    finally:
+        if driver is not None:
+            driver.close()
+
+
+if __name__ == '__main__':
+    main()

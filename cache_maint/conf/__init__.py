@@ -1,0 +1,71 @@
+"""cache-maint's configuration: registering every option, and checking a
+parsed configuration before anything acts on it.
+"""
+
+import ipaddress
+import socket
+
+from oslo_concurrency import lockutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_policy import opts as policy_opts
+
+from cache_maint.conf import api
+from cache_maint.conf import cache
+from cache_maint.conf import maintenance
+from cache_maint import exception
+
+_MODULES = (cache, maintenance, api)
+
+
+def register_opts(conf):
+    """Register cache-maint's options and those of the libraries it uses."""
+    for module in _MODULES:
+        module.register_opts(conf)
+    logging.register_options(conf)
+    policy_opts.set_defaults(conf)
+    lockutils.get_lock_path(conf)     # registers [oslo_concurrency]
+
+
+def check(conf):
+    """Raise ConfigError naming the option if the configuration is unusable.
+
+    oslo.config only checks a value when it is read, so every option is read
+    here once, at start-up, rather than in the middle of a run.
+    """
+    for module in _MODULES:
+        for group, opts in module.list_opts().items():
+            group_name = getattr(group, 'name', group)
+            section = conf if group_name == 'DEFAULT' else conf[group_name]
+            for opt in opts:
+                try:
+                    getattr(section, opt.dest)
+                except (cfg.ConfigFileValueError, ValueError) as e:
+                    raise exception.ConfigError(
+                        'invalid value for [%s] %s: %s'
+                        % (group_name, opt.name, e))
+    if not conf.image_cache_dir:
+        raise exception.ConfigError(
+            '[DEFAULT] image_cache_dir is not set; set it to the image cache '
+            'directory of glance-api')
+    if (conf.api.auth_strategy == 'noauth2'
+            and not conf.api.allow_insecure_noauth
+            and not _is_loopback(conf.api.bind_host)):
+        raise exception.ConfigError(
+            '[api] auth_strategy = noauth2 makes anyone an admin, so it only '
+            'listens on loopback; [api] bind_host = %s is not loopback (set '
+            '[api] allow_insecure_noauth = true to force it)'
+            % conf.api.bind_host)
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_loopback
+               for info in infos)

@@ -1,0 +1,14 @@
+"""Options for oslo-config-generator (namespace ``cache_maint``)."""
+
+from cache_maint.conf import api
+from cache_maint.conf import cache
+from cache_maint.conf import maintenance
+
+
+def list_opts():
+    """Every option cache-maint defines, grouped, as the generator wants."""
+    merged = {}
+    for module in (cache, maintenance, api):
+        for group, opts in module.list_opts().items():
+            merged.setdefault(group, []).extend(opts)
+    return list(merged.items())

@@ -1,0 +1,117 @@
+"""Glance's ``sqlite`` cache driver: a ``cached_images`` table in a
+database file inside the cache directory.
+
+glance-api opens a connection per operation and gives up on a locked
+database after 2 seconds (``DEFAULT_SQL_CALL_TIMEOUT``), failing the read
+or the hit update. So every write transaction here is one statement over a
+bounded batch of ids, and the journal mode is left as Glance has it
+(``delete``: WAL would add files Glance counts as cache content).
+"""
+
+import contextlib
+import os
+import sqlite3
+
+from oslo_log import log as logging
+
+from cache_maint.drivers import base
+from cache_maint import exception
+from cache_maint import locks
+
+LOG = logging.getLogger(__name__)
+
+# The exact table Glance creates (glance/image_cache/drivers/sqlite.py).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cached_images (
+    image_id TEXT PRIMARY KEY,
+    last_accessed REAL DEFAULT 0.0,
+    last_modified REAL DEFAULT 0.0,
+    size INTEGER DEFAULT 0,
+    hits INTEGER DEFAULT 0,
+    checksum TEXT
+);
+"""
+
+# How long we wait for glance-api to release its lock. Our own write
+# transactions are a single bounded DELETE, so this only waits on others.
+BUSY_TIMEOUT = 10.0
+
+# Ids per DELETE: one short transaction, well below SQLite's variable limit.
+FORGET_BATCH = 500
+
+_COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
+
+
+class SqliteDriver(base.Driver):
+    """Metadata in ``<image_cache_dir>/<image_cache_sqlite_db>``."""
+
+    name = 'sqlite'
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.db_path = os.path.join(conf.image_cache_dir,
+                                    conf.image_cache_sqlite_db)
+
+    @contextlib.contextmanager
+    def _connect(self):
+        """One connection per operation, as glance-api does."""
+        try:
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT,
+                                   isolation_level=None)
+        except sqlite3.Error as e:
+            raise exception.MetadataError(
+                'cannot open the cache database %s: %s' % (self.db_path, e))
+        try:
+            yield conn
+        except sqlite3.OperationalError as e:
+            if 'locked' in str(e) or 'busy' in str(e):
+                raise exception.MetadataError(
+                    'the cache database %s stayed locked for %.0f s'
+                    % (self.db_path, BUSY_TIMEOUT))
+            raise exception.MetadataError(
+                'cache database %s: %s' % (self.db_path, e))
+        except sqlite3.DatabaseError as e:
+            raise exception.MetadataError(
+                'the cache database %s is unusable (%s); move it aside and '
+                'let cache-maint or glance-api create a new one'
+                % (self.db_path, e))
+        finally:
+            conn.close()
+
+    def setup_metadata(self):
+        # Glance runs this CREATE under the same lock at every start; it
+        # creates the table (and the file) when absent and is a no-op
+        # otherwise. The SELECT then proves the table is Glance's.
+        with locks.external_lock(self.conf, locks.DB_INIT_LOCK_NAME):
+            with self._connect() as conn:
+                conn.executescript(SCHEMA)
+                conn.execute('SELECT %s FROM cached_images LIMIT 0'
+                             % _COLUMNS)
+
+    def lru_records(self):
+        with self._connect() as conn:
+            rows = conn.execute(
+                'SELECT %s FROM cached_images ORDER BY last_accessed, rowid'
+                % _COLUMNS).fetchall()
+        return [base.ImageRecord(*row) for row in rows]
+
+    def list_records(self):
+        with self._connect() as conn:
+            rows = conn.execute(
+                'SELECT %s FROM cached_images ORDER BY image_id'
+                % _COLUMNS).fetchall()
+        return [base.ImageRecord(*row) for row in rows]
+
+    def forget(self, image_ids):
+        image_ids = list(image_ids)
+        deleted = 0
+        with self._connect() as conn:
+            for start in range(0, len(image_ids), FORGET_BATCH):
+                batch = image_ids[start:start + FORGET_BATCH]
+                marks = ','.join('?' * len(batch))
+                # In autocommit mode one statement is one short transaction.
+                cur = conn.execute(
+                    'DELETE FROM cached_images WHERE image_id IN (%s)' % marks,
+                    batch)
+                deleted += cur.rowcount
+        return deleted

@@ -1,0 +1,59 @@
+"""Errors cache-maint raises, each with a log message and a public one.
+
+``str(exc)`` is the full message for the log (it may name paths). The API
+only ever shows ``exc.public_message``, which names no host path, and answers
+with ``exc.code``.
+"""
+
+
+class CacheMaintError(Exception):
+    """Base class: a clear message, a public message and an HTTP code."""
+
+    code = 500
+    public_fmt = 'Cache maintenance failed; the cache-maint log has the cause.'
+
+    def __init__(self, message, **public_kwargs):
+        super().__init__(message)
+        self.public_message = self.public_fmt.format(**public_kwargs)
+
+
+class ConfigError(CacheMaintError):
+    """The configuration cannot work; the message names the option."""
+
+
+class CacheDirError(CacheMaintError):
+    """The cache directory is missing, not a directory or not writable."""
+
+    public_fmt = ('The image cache directory is not usable; the cache-maint '
+                  'log has the cause.')
+
+
+class MetadataError(CacheMaintError):
+    """The cache metadata store is unreachable, locked or corrupt."""
+
+    code = 503
+    public_fmt = ('The image cache metadata is not usable right now; the '
+                  'cache-maint log has the cause.')
+
+
+class TaskInProgress(CacheMaintError):
+    """Another run of the same task held its lock for the whole wait."""
+
+    code = 409
+    public_fmt = ('A {task} run is already in progress and did not finish '
+                  'within {wait} s; try again later.')
+
+
+class PolicyNotAuthorized(CacheMaintError):
+    """The policy refused the request."""
+
+    code = 403
+    public_fmt = 'You are not authorized to complete {action} action.'
+
+
+class InvalidImageId(CacheMaintError):
+    """An image id that is not a well-formed UUID."""
+
+    code = 400
+    public_fmt = ('Invalid image id: an image id is a UUID of the form '
+                  'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.')

@@ -1,0 +1,75 @@
+"""Who may run a task: one run of clean and one of prune per cache.
+
+Two locks guard each task. glance-api's own ``POST /v2/cache/clean|prune``
+take the fcntl locks ``glance-cache-clean`` and ``glance-cache-prune`` in
+``[oslo_concurrency] lock_path`` (the cache directory by default); holding
+the same files keeps cache-maint, glance-api and the CLI apart. fcntl locks
+belong to a process, not a thread, so an in-process lock keeps the timer and
+the API threads of one process apart as well.
+"""
+
+import contextlib
+import threading
+import time
+
+from oslo_concurrency import lockutils
+from oslo_log import log as logging
+
+from cache_maint import exception
+
+LOG = logging.getLogger(__name__)
+
+#: Glance's external lock for each task (glance/api/v2/cached_images.py).
+TASK_LOCK_NAMES = {'clean': 'glance-cache-clean',
+                   'prune': 'glance-cache-prune'}
+
+#: Glance's lock around creating the sqlite cache database.
+DB_INIT_LOCK_NAME = 'image_cache_db_init'
+
+
+def lock_path(conf):
+    """Where lock files live: lock_path, else the cache dir (as Glance)."""
+    return lockutils.get_lock_path(conf) or conf.image_cache_dir
+
+
+def external_lock(conf, name):
+    """An inter-process lock shared with glance-api."""
+    return lockutils.external_lock(name, lock_path=lock_path(conf))
+
+
+class TaskLocks:
+    """Both locks of every task of one cache, for one process."""
+
+    def __init__(self, conf):
+        self._conf = conf
+        self._local = {task: threading.Lock() for task in TASK_LOCK_NAMES}
+
+    @contextlib.contextmanager
+    def hold(self, task, wait):
+        """Hold the task's locks, or raise TaskInProgress.
+
+        Waits at most ``wait`` seconds for them (None: forever, 0: not at
+        all).
+        """
+        deadline = None if wait is None else time.monotonic() + wait
+        local = self._local[task]
+        if not local.acquire(timeout=-1 if wait is None else wait):
+            raise exception.TaskInProgress(
+                'a %s run of this process is in progress' % task,
+                task=task, wait=wait)
+        try:
+            shared = external_lock(self._conf, TASK_LOCK_NAMES[task])
+            remaining = (None if deadline is None
+                         else max(0.0, deadline - time.monotonic()))
+            if not shared.acquire(blocking=remaining != 0,
+                                  delay=0.05, max_delay=0.5,
+                                  timeout=remaining):
+                raise exception.TaskInProgress(
+                    'another process (glance-api or cache-maint) holds the '
+                    '%s lock %s' % (task, shared.path), task=task, wait=wait)
+            try:
+                yield
+            finally:
+                shared.release()
+        finally:
+            local.release()

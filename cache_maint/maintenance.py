@@ -1,0 +1,172 @@
+"""The two maintenance tasks, ``clean`` and ``prune``, as plain functions.
+
+Both work on one driver and return a result record. They are what the
+periodic timer, the API and ``cache-maint-manage`` all run; the caller
+holds the task's locks (see ``cache_maint.locks``).
+
+Ordering matters because glance-api writes while we run. It renames a
+finished download into place *before* it records it, and deletes a file
+*before* its record. So we read the records first and scan the directory
+second: a record whose file is missing from the later scan is stale, and a
+file without a record may be a download being committed, which only a short
+grace period tells apart from a leftover.
+"""
+
+import dataclasses
+import time
+
+from oslo_log import log as logging
+
+from cache_maint import cachedir
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds during which a file just written is taken to be in flight: an
+#: untracked image that glance-api is about to record, or a download still
+#: being written. Glance retries its sqlite writes for 2 s; this is ample.
+IN_FLIGHT_GRACE = 10
+
+#: Most victims removed between two checks of the stop event. A batch is
+#: unlinked and then forgotten, so a stop never leaves a batch half done.
+DELETE_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanResult:
+    files: int = 0
+    bytes: int = 0
+    records_forgotten: int = 0
+    failures: int = 0
+
+    def to_dict(self):
+        return {'total_files_cleaned': self.files,
+                'total_bytes_cleaned': self.bytes}
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneResult:
+    files: int = 0
+    bytes: int = 0
+    size_before: int = 0
+    size_after: int = 0
+    failures: int = 0
+    stopped: bool = False
+
+    def to_dict(self):
+        return {'total_files_pruned': self.files,
+                'total_bytes_pruned': self.bytes}
+
+
+def clean(driver, stall_time, now=None):
+    """Remove failed and stalled downloads, and records of missing files.
+
+    Every file in ``invalid/`` goes; a file in ``incomplete/`` goes once
+    its mtime is more than ``stall_time`` seconds old (and never within
+    the in-flight grace, so a stall time of 0 cannot kill a download).
+    """
+    now = time.time() if now is None else now
+    older_than = now - max(stall_time, IN_FLIGHT_GRACE)
+    cache = driver.cachedir
+    invalid = cache.remove_from(cachedir.INVALID)
+    stalled = cache.remove_from(cachedir.INCOMPLETE,
+                                lambda st: st.st_mtime < older_than)
+    records = driver.lru_records()
+    present = cache.scan_images()
+    stale = [r.image_id for r in records if r.image_id not in present]
+    forgotten = driver.forget(stale) if stale else 0
+    result = CleanResult(
+        files=len(invalid.removed) + len(stalled.removed),
+        bytes=invalid.bytes_freed + stalled.bytes_freed,
+        records_forgotten=forgotten,
+        failures=len(invalid.failed) + len(stalled.failed))
+    LOG.info('Clean removed %d invalid and %d stalled files (%d bytes) and '
+             '%d records of missing images; %d files could not be removed',
+             len(invalid.removed), len(stalled.removed), result.bytes,
+             forgotten, result.failures)
+    return result
+
+
+def eviction_order(records, files, untracked_before):
+    """Every image that prune may evict, in the order it evicts them.
+
+    Files without a record come first, oldest first, once they are older
+    than ``untracked_before``; then recorded images, least recently used
+    first. Records whose file is gone free nothing and are left out.
+    """
+    tracked = set()
+    recorded = []
+    for record in records:
+        cached = files.get(record.image_id)
+        if cached is not None and record.image_id not in tracked:
+            tracked.add(record.image_id)
+            recorded.append(cached)
+    untracked = sorted(
+        (f for image_id, f in files.items()
+         if image_id not in tracked and f.mtime < untracked_before),
+        key=lambda f: (f.mtime, f.image_id))
+    return untracked + recorded
+
+
+def prune(driver, max_size, now=None, stop_event=None):
+    """Evict least recently used images until the cache fits ``max_size``.
+
+    One ordered read of the records, one directory scan, then batches of
+    unlinks, each followed by one bounded delete of their records. A file
+    that cannot be removed is skipped for the next candidate, so prune ends
+    under the limit whenever enough deletable files exist. A stop request
+    is honoured between batches.
+    """
+    now = time.time() if now is None else now
+    cache = driver.cachedir
+    records = driver.lru_records()
+    files = cache.scan_images()
+    size = sum(f.size for f in files.values())
+    if size <= max_size:
+        LOG.debug('Image cache holds %d bytes, within its limit of %d; '
+                  'nothing to prune', size, max_size)
+        return PruneResult(size_before=size, size_after=size)
+
+    candidates = eviction_order(records, files, now - IN_FLIGHT_GRACE)
+    excess = size - max_size
+    LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
+              size, excess, max_size)
+    pruned = freed = failures = position = 0
+    stopped = False
+    while excess > 0 and position < len(candidates):
+        if stop_event is not None and stop_event.is_set():
+            stopped = True
+            break
+        batch, planned = [], 0
+        while (position < len(candidates) and planned < excess
+               and len(batch) < DELETE_BATCH):
+            batch.append(candidates[position].image_id)
+            planned += candidates[position].size
+            position += 1
+        removal = cache.remove_images(batch)
+        gone = removal.removed + removal.vanished
+        if gone:
+            driver.forget(gone)
+        pruned += len(removal.removed)
+        freed += removal.bytes_freed
+        failures += len(removal.failed)
+        excess -= sum(files[image_id].size for image_id in gone)
+
+    result = PruneResult(files=pruned, bytes=freed, size_before=size,
+                         size_after=max_size + excess, failures=failures,
+                         stopped=stopped)
+    _log_prune(result, max_size)
+    return result
+
+
+def _log_prune(result, max_size):
+    LOG.info('Prune evicted %d images (%d bytes); the cache went from %d to '
+             '%d bytes (limit %d)', result.files, result.bytes,
+             result.size_before, result.size_after, max_size)
+    if result.stopped:
+        LOG.info('Prune stopped early on request; the next run finishes it')
+    elif result.size_after > max_size:
+        LOG.warning('The image cache is still %d bytes over its limit: %d '
+                    'images could not be removed and the rest are recent '
+                    'downloads still in their %d s grace period',
+                    result.size_after - max_size, result.failures,
+                    IN_FLIGHT_GRACE)

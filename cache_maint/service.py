@@ -1,0 +1,75 @@
+"""The cache-maint service: periodic tasks and the admin API in one process.
+
+Under oslo.service's threading backend the launcher forks a worker process
+and, on SIGHUP, re-reads the configuration and forks a fresh worker; it
+never calls ``reset()``. So ``__init__`` keeps the configuration only, and
+everything with state (driver, threads, sockets) is made in ``start()`` and
+torn down in ``stop()``.
+"""
+
+import threading
+
+from oslo_log import log as logging
+from oslo_service import service
+
+from cache_maint.api import deploy
+from cache_maint.api import server
+from cache_maint import drivers
+from cache_maint import runner
+from cache_maint import tasks
+
+LOG = logging.getLogger(__name__)
+
+
+class MaintenanceService(service.Service):
+    """Clean and prune one image cache on a timer and on request."""
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+        self._stopped = threading.Event()
+        self._driver = self._api = self._periodic = self._stop_runs = None
+
+    def start(self):
+        super().start()
+        self._stopped.clear()
+        self._stop_runs = threading.Event()
+        self._driver = drivers.load_driver(self.conf)
+        self._driver.setup()
+        task_runner = runner.TaskRunner(self.conf, self._driver,
+                                        stop_event=self._stop_runs)
+        self._api = server.APIServer(self.conf,
+                                     deploy.loadapp(self.conf, task_runner))
+        self._api.start()
+        self._periodic = tasks.PeriodicTasks(self.conf, task_runner)
+        self._periodic.start()
+        LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
+                 'bytes)', self.conf.image_cache_dir, self._driver.name,
+                 self.conf.image_cache_max_size)
+
+    def stop(self, graceful=True):
+        """Stop the timer and the API.
+
+        A run in progress stops at its next safe point, between two batches
+        of deletions.
+        """
+        LOG.info('cache-maint is stopping')
+        if self._stop_runs is not None:
+            self._stop_runs.set()
+        if self._periodic is not None:
+            self._periodic.stop()
+        if self._api is not None:
+            self._api.stop()
+        if self._periodic is not None:
+            self._periodic.wait()
+        if self._driver is not None:
+            self._driver.close()
+        self._driver = self._api = self._periodic = None
+        super().stop(graceful)
+        self._stopped.set()
+
+    def wait(self):
+        self._stopped.wait()
+
+    def reset(self):
+        """Nothing to do: a reload arrives as a new worker process."""
