@@ -109,6 +109,11 @@ class CacheDir:
                         'cannot create %s in image_cache_dir %s: %s'
                         % (name, self.path, e))
 
+    def check(self):
+        """Raise CacheDirError unless the cache directory is still there."""
+        with self._open_base():
+            pass
+
     @contextlib.contextmanager
     def _open_base(self):
         try:

@@ -9,6 +9,7 @@ the API threads of one process apart as well.
 """
 
 import contextlib
+import os
 import threading
 import time
 
@@ -33,8 +34,18 @@ def lock_path(conf):
 
 
 def external_lock(conf, name):
-    """An inter-process lock shared with glance-api."""
-    return lockutils.external_lock(name, lock_path=lock_path(conf))
+    """An inter-process lock shared with glance-api.
+
+    An operator's lock_path is created if missing, as oslo.concurrency
+    does; the default, the cache directory, never is: recreating a cache
+    directory that went away would hide the fault and touch its parent.
+    """
+    path = lock_path(conf)
+    if path == conf.image_cache_dir and not os.path.isdir(path):
+        raise exception.CacheDirError(
+            'image cache directory %s (also the lock path) does not exist'
+            % path)
+    return lockutils.external_lock(name, lock_path=path)
 
 
 class TaskLocks:

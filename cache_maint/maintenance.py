@@ -67,6 +67,7 @@ def clean(driver, stall_time, now=None):
     now = time.time() if now is None else now
     older_than = now - max(stall_time, IN_FLIGHT_GRACE)
     cache = driver.cachedir
+    cache.check()
     invalid = cache.remove_from(cachedir.INVALID)
     stalled = cache.remove_from(cachedir.INCOMPLETE,
                                 lambda st: st.st_mtime < older_than)
@@ -118,6 +119,7 @@ def prune(driver, max_size, now=None, stop_event=None):
     """
     now = time.time() if now is None else now
     cache = driver.cachedir
+    cache.check()
     records = driver.lru_records()
     files = cache.scan_images()
     size = sum(f.size for f in files.values())

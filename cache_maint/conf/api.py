@@ -6,7 +6,10 @@ glance-api itself, so cache-maint's listener options must live elsewhere.
 
 from oslo_config import cfg
 
-AUTH_STRATEGIES = ('keystone', 'noauth2')
+AUTH_STRATEGIES = (
+    ('keystone', "Validate tokens with keystonemiddleware's auth_token."),
+    ('noauth2', 'Development only: the token names the caller.'),
+)
 
 api_group = cfg.OptGroup(
     'api',
@@ -63,8 +66,9 @@ answers 409 Conflict. The request runs the task once the other run is over.
 
 
 def register_opts(conf):
-    conf.register_group(api_group)
-    conf.register_opts(api_opts, group=api_group)
+    # By name: an OptGroup object keeps per-ConfigOpts state (overrides), so
+    # sharing one between two ConfigOpts would leak values between them.
+    conf.register_opts(api_opts, group=api_group.name)
 
 
 def list_opts():

@@ -7,7 +7,12 @@ means exactly the same thing here.
 
 from oslo_config import cfg
 
-DRIVERS = ('centralized_db', 'sqlite', 'xattr')
+DRIVERS = (
+    ('centralized_db', "Glance's own database: tables node_reference and "
+                       "cached_images, one set of rows per node."),
+    ('sqlite', 'A cache.db sqlite file inside the cache directory.'),
+    ('xattr', 'Extended attributes of the cached files.'),
+)
 
 cache_opts = [
     cfg.StrOpt(

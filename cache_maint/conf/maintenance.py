@@ -9,8 +9,8 @@ maintenance_opts = [
         min=0,
         help="""
 Seconds between two periodic cleans of the image cache (removal of failed
-downloads in ``invalid/`` and stalled ones in ``incomplete/``). 0 disables the
-periodic clean; ``POST /v2/cache/clean`` still works.
+downloads in ``invalid/`` and stalled ones in ``incomplete/``). 0 disables
+the periodic clean; ``POST /v2/cache/clean`` still works.
 """),
     cfg.IntOpt(
         'cache_prune_interval',

@@ -11,6 +11,7 @@ bounded batch of ids, and the journal mode is left as Glance has it
 import contextlib
 import os
 import sqlite3
+import urllib.parse
 
 from oslo_log import log as logging
 
@@ -53,10 +54,16 @@ class SqliteDriver(base.Driver):
                                     conf.image_cache_sqlite_db)
 
     @contextlib.contextmanager
-    def _connect(self):
-        """One connection per operation, as glance-api does."""
+    def _connect(self, create=False):
+        """One connection per operation, as glance-api does.
+
+        Only setup creates the database: a database that vanishes later is
+        an error, not something to recreate empty behind Glance's back.
+        """
+        uri = 'file:%s?mode=%s' % (urllib.parse.quote(self.db_path),
+                                   'rwc' if create else 'rw')
         try:
-            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT,
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT,
                                    isolation_level=None)
         except sqlite3.Error as e:
             raise exception.MetadataError(
@@ -83,7 +90,7 @@ class SqliteDriver(base.Driver):
         # creates the table (and the file) when absent and is a no-op
         # otherwise. The SELECT then proves the table is Glance's.
         with locks.external_lock(self.conf, locks.DB_INIT_LOCK_NAME):
-            with self._connect() as conn:
+            with self._connect(create=True) as conn:
                 conn.executescript(SCHEMA)
                 conn.execute('SELECT %s FROM cached_images LIMIT 0'
                              % _COLUMNS)

@@ -1,0 +1,123 @@
+"""Test helpers: a configuration, and Glance-format caches on real disks."""
+
+import os
+import sqlite3
+import time
+import uuid
+
+from oslo_config import cfg
+
+from cache_maint import cachedir
+import cache_maint.cmd  # noqa: F401  (selects oslo.service's backend first)
+from cache_maint import conf as cm_conf
+from cache_maint.drivers import sqlite as sqlite_driver
+
+KIB = 1024
+
+
+def make_conf(cache_dir, args=(), **overrides):
+    """A parsed ConfigOpts for ``cache_dir`` with the sqlite driver.
+
+    ``group__name=value`` overrides an option of a group, ``name=value``
+    one of [DEFAULT].
+    """
+    conf = cfg.ConfigOpts()
+    cm_conf.register_opts(conf)
+    conf(list(args), project='cache-maint', default_config_files=[])
+    conf.set_override('image_cache_dir', str(cache_dir))
+    conf.set_override('image_cache_driver', 'sqlite')
+    for key, value in overrides.items():
+        group, _, name = key.rpartition('__')
+        conf.set_override(name, value, group=group or None)
+    return conf
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+class GlanceCache:
+    """A Glance image cache, built file by file for a test.
+
+    Laid out and recorded exactly as Glance 33's sqlite driver does it.
+    """
+
+    def __init__(self, path, db_name='cache.db'):
+        self.path = str(path)
+        self.db_path = os.path.join(self.path, db_name)
+        for sub in ('incomplete', 'invalid', 'queue'):
+            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
+        with self._db() as conn:
+            conn.executescript(sqlite_driver.SCHEMA)
+
+    def _db(self):
+        return sqlite3.connect(self.db_path, isolation_level=None)
+
+    def _write(self, path, size, mtime=None):
+        with open(path, 'wb') as f:
+            f.write(b'x' * size)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+
+    def add_image(self, size=KIB, last_accessed=None, hits=0,
+                  tracked=True, mtime=None, image_id=None):
+        """Cache an image: its file, and (if tracked) its row."""
+        image_id = image_id or new_id()
+        now = time.time()
+        self._write(os.path.join(self.path, image_id), size,
+                    now - 3600 if mtime is None else mtime)
+        if tracked:
+            accessed = now if last_accessed is None else last_accessed
+            with self._db() as conn:
+                conn.execute(
+                    'INSERT INTO cached_images (image_id, last_accessed, '
+                    'last_modified, hits, size) VALUES (?, ?, ?, ?, ?)',
+                    (image_id, accessed, accessed, hits, size))
+        return image_id
+
+    def add_row(self, image_id=None, size=KIB, last_accessed=None):
+        """A row whose file does not exist."""
+        image_id = image_id or new_id()
+        accessed = time.time() if last_accessed is None else last_accessed
+        with self._db() as conn:
+            conn.execute(
+                'INSERT INTO cached_images (image_id, last_accessed, '
+                'last_modified, hits, size) VALUES (?, ?, ?, 0, ?)',
+                (image_id, accessed, accessed, size))
+        return image_id
+
+    def add_invalid(self, size=KIB, name=None):
+        name = name or new_id()
+        self._write(os.path.join(self.path, 'invalid', name), size)
+        return name
+
+    def add_incomplete(self, size=KIB, age=0, name=None):
+        name = name or new_id()
+        self._write(os.path.join(self.path, 'incomplete', name), size,
+                    time.time() - age)
+        return name
+
+    def queue(self, image_id=None, age=0):
+        image_id = image_id or new_id()
+        path = os.path.join(self.path, 'queue', image_id)
+        self._write(path, 0, time.time() - age)
+        return image_id
+
+    def rows(self):
+        with self._db() as conn:
+            return {r[0]: r[1:] for r in conn.execute(
+                'SELECT image_id, last_accessed, size, hits '
+                'FROM cached_images')}
+
+    def images(self):
+        """Names of the regular files in the base dir that are image ids."""
+        return {name for name in os.listdir(self.path)
+                if cachedir.is_image_id(name)
+                and os.path.isfile(os.path.join(self.path, name))}
+
+    def listdir(self, sub=''):
+        return set(os.listdir(os.path.join(self.path, sub)))
+
+    def size(self):
+        return sum(os.path.getsize(os.path.join(self.path, name))
+                   for name in self.images())

@@ -1,0 +1,370 @@
+"""The API through its real WSGI stack: every route, role and error."""
+
+import datetime
+import json
+import os
+import threading
+
+from keystonemiddleware import fixture as ksm_fixture
+import pytest
+import requests
+import webob
+
+from cache_maint.api import deploy
+from cache_maint.api import router
+from cache_maint.api import server
+from cache_maint import drivers
+from cache_maint import runner
+from tests import base
+
+KIB = base.KIB
+
+
+class API:
+    """The loaded application, a real cache under it, and request helpers."""
+
+    def __init__(self, tmp_path, args=(), **overrides):
+        self.cache = base.GlanceCache(tmp_path / 'cache')
+        overrides.setdefault('api__auth_strategy', 'noauth2')
+        self.conf = base.make_conf(self.cache.path, args, **overrides)
+        self.driver = drivers.load_driver(self.conf)
+        self.driver.setup()
+        self.runner = runner.TaskRunner(self.conf, self.driver)
+        self.app = deploy.loadapp(self.conf, self.runner)
+
+    def request(self, method, path, token='admin', body=None, headers=None):
+        req = webob.Request.blank(path, method=method)
+        if token is not None:
+            req.headers['X-Auth-Token'] = token
+        if body is not None:
+            req.body = body
+        req.headers.update(headers or {})
+        return req.get_response(self.app)
+
+
+@pytest.fixture
+def api(tmp_path):
+    return API(tmp_path)
+
+
+def assert_json_error(response, code):
+    assert response.status_int == code
+    assert response.content_type == 'application/json'
+    error = response.json['error']
+    assert error['code'] == code
+    assert error['message']
+    assert '/tmp' not in response.text and 'Traceback' not in response.text
+    return error['message']
+
+
+class TestVersions:
+    def test_root_is_multiple_choices(self, api):
+        response = api.request('GET', '/', token=None)
+        assert response.status_int == 300
+        assert response.content_type == 'application/json'
+        assert response.json == api.request('GET', '/versions').json
+
+    def test_versions_document(self, api):
+        response = api.request('GET', '/versions', token=None)
+        assert response.status_int == 200
+        versions = {v['id']: v for v in response.json['versions']}
+        assert versions['v2.18']['status'] == 'CURRENT'
+        for minor in (14, 15, 16, 17):
+            assert versions['v2.%d' % minor]['status'] == 'SUPPORTED'
+        for version in versions.values():
+            assert set(version) == {'id', 'status', 'links'}
+            assert version['links'] == [
+                {'rel': 'self', 'href': 'http://localhost/v2/'}]
+
+    def test_schema_for_glanceclient_is_public(self, api):
+        response = api.request('GET', '/v2/schemas/metadefs/resource_type',
+                               token=None)
+        assert response.status_int == 200
+        assert response.json['name'] == 'resource_type_association'
+
+
+class TestPrune:
+    def test_admin_prunes_and_gets_exact_counts(self, api):
+        ids = [api.cache.add_image(size=10 * KIB, last_accessed=100.0 + i)
+               for i in range(15)]
+        api.conf.set_override('image_cache_max_size', 100 * KIB)
+        response = api.request('POST', '/v2/cache/prune')
+        assert response.status_int == 200
+        assert response.content_type == 'application/json'
+        assert response.json == {'total_files_pruned': 5,
+                                 'total_bytes_pruned': 50 * KIB}
+        assert api.cache.images() == set(ids[5:])
+        assert set(api.cache.rows()) == set(ids[5:])
+
+    def test_nothing_to_prune_is_zeros(self, api):
+        response = api.request('POST', '/v2/cache/prune')
+        assert response.json == {'total_files_pruned': 0,
+                                 'total_bytes_pruned': 0}
+
+    def test_new_limit_applies_to_the_next_request(self, api):
+        for i in range(4):
+            api.cache.add_image(last_accessed=100.0 + i)
+        api.conf.set_override('image_cache_max_size', 3 * KIB)
+        assert api.request('POST', '/v2/cache/prune').json[
+            'total_files_pruned'] == 1
+        api.conf.set_override('image_cache_max_size', 1 * KIB)
+        assert api.request('POST', '/v2/cache/prune').json[
+            'total_files_pruned'] == 2
+
+
+class TestClean:
+    def test_admin_cleans_and_gets_exact_counts(self, api):
+        api.cache.add_invalid(size=3 * KIB)
+        api.cache.add_invalid(size=1 * KIB)
+        api.cache.add_incomplete(size=2 * KIB, age=3 * 86400)
+        fresh = api.cache.add_incomplete(age=5)
+        response = api.request('POST', '/v2/cache/clean')
+        assert response.status_int == 200
+        assert response.json == {'total_files_cleaned': 3,
+                                 'total_bytes_cleaned': 6 * KIB}
+        assert api.cache.listdir('invalid') == set()
+        assert api.cache.listdir('incomplete') == {fresh}
+
+
+class TestAccess:
+    def populate(self, api):
+        api.cache.add_invalid()
+        for i in range(3):
+            api.cache.add_image(last_accessed=100.0 + i)
+        api.conf.set_override('image_cache_max_size', 0)
+        return api.cache.images(), api.cache.listdir('invalid')
+
+    @pytest.mark.parametrize('path', ['/v2/cache/clean', '/v2/cache/prune'])
+    def test_non_admin_is_forbidden_and_nothing_changes(self, api, path):
+        images, invalid = self.populate(api)
+        response = api.request('POST', path, token='alice')
+        message = assert_json_error(response, 403)
+        assert 'not authorized' in message
+        assert api.cache.images() == images
+        assert api.cache.listdir('invalid') == invalid
+
+    @pytest.mark.parametrize('path', ['/v2/cache/clean', '/v2/cache/prune'])
+    def test_no_token_is_unauthorized_and_nothing_changes(self, api, path):
+        images, invalid = self.populate(api)
+        assert_json_error(api.request('POST', path, token=None), 401)
+        assert api.cache.images() == images
+        assert api.cache.listdir('invalid') == invalid
+
+    def test_client_identity_headers_are_not_trusted(self, api):
+        images, _ = self.populate(api)
+        response = api.request('POST', '/v2/cache/prune', token='alice',
+                               headers={'X-Roles': 'admin'})
+        assert_json_error(response, 403)
+        assert api.cache.images() == images
+
+    def test_every_guarded_route_refuses_a_non_admin(self, api):
+        """Walk the route table: nothing but discovery is open."""
+        for path, methods in router.ROUTES.items():
+            for method in methods:
+                response = api.request(method, path, token='alice')
+                if router.is_public(path):
+                    assert response.status_int < 400, path
+                else:
+                    assert_json_error(response, 403)
+
+    def test_policy_file_changes_the_rules(self, tmp_path):
+        policy = tmp_path / 'policy.yaml'
+        policy.write_text('"cache_prune": "role:member"\n'
+                          '"cache_clean": "!"\n')
+        api = API(tmp_path, oslo_policy__policy_file=str(policy))
+        assert api.request('POST', '/v2/cache/prune',
+                           token='alice').status_int == 200
+        assert_json_error(api.request('POST', '/v2/cache/clean'), 403)
+
+
+class TestErrors:
+    def test_unknown_path(self, api):
+        for path in ('/v2/cache/compact', '/v3/cache/prune', '/v2/cache/',
+                     '/v2/cache/prune/', '/v2/cache/prune/extra'):
+            assert_json_error(api.request('POST', path), 404)
+
+    @pytest.mark.parametrize('method', ['GET', 'PUT', 'DELETE', 'PATCH'])
+    def test_wrong_method_lists_allowed_ones(self, api, method):
+        response = api.request(method, '/v2/cache/prune')
+        assert_json_error(response, 405)
+        assert response.headers['Allow'] == 'POST'
+
+    def test_wrong_method_on_versions(self, api):
+        response = api.request('POST', '/versions')
+        assert_json_error(response, 405)
+        assert response.headers['Allow'] == 'GET'
+
+    @pytest.mark.parametrize('body, content_type', [
+        (b'', 'application/octet-stream'),
+        (b'{}', 'application/json'),
+        (b'  ', 'application/json'),
+    ])
+    def test_empty_bodies_are_accepted(self, api, body, content_type):
+        response = api.request('POST', '/v2/cache/prune', body=body,
+                               headers={'Content-Type': content_type})
+        assert response.status_int == 200
+
+    @pytest.mark.parametrize('body', [b'{"max_size": 0}', b'not json',
+                                      b'[]', b'\xff\xfe'])
+    def test_bad_bodies_are_refused_and_change_nothing(self, api, body):
+        ids = [api.cache.add_image() for _ in range(3)]
+        api.conf.set_override('image_cache_max_size', 0)
+        response = api.request('POST', '/v2/cache/prune', body=body,
+                               headers={'Content-Type': 'application/json'})
+        assert_json_error(response, 400)
+        assert api.cache.images() == set(ids)
+
+    def test_busy_task_is_a_conflict_after_the_wait(self, tmp_path):
+        api = API(tmp_path, api__task_wait_timeout=0)
+        inside, release = threading.Event(), threading.Event()
+
+        def hold():
+            with api.runner._locks.hold('prune', wait=0):
+                inside.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        inside.wait(10)
+        try:
+            response = api.request('POST', '/v2/cache/prune')
+            message = assert_json_error(response, 409)
+            assert 'already in progress' in message
+            # clean is a different task and runs.
+            assert api.request('POST', '/v2/cache/clean').status_int == 200
+        finally:
+            release.set()
+            holder.join()
+
+    def test_a_request_waits_for_the_run_in_progress(self, tmp_path):
+        api = API(tmp_path, api__task_wait_timeout=30)
+        for i in range(3):
+            api.cache.add_image(last_accessed=100.0 + i)
+        api.conf.set_override('image_cache_max_size', 0)
+        inside, release = threading.Event(), threading.Event()
+
+        def hold():
+            with api.runner._locks.hold('prune', wait=0):
+                inside.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        inside.wait(10)
+        threading.Timer(0.3, release.set).start()
+        response = api.request('POST', '/v2/cache/prune')
+        holder.join()
+        assert response.json['total_files_pruned'] == 3
+
+    def test_a_failing_run_is_a_clear_error(self, api):
+        with open(api.cache.db_path, 'wb') as f:
+            f.write(b'garbage' * 1000)
+        message = assert_json_error(api.request('POST', '/v2/cache/prune'),
+                                    503)
+        assert 'metadata' in message
+
+    def test_cache_dir_gone_is_a_clear_error(self, api):
+        os.rename(api.cache.path, api.cache.path + '.moved')
+        message = assert_json_error(api.request('POST', '/v2/cache/clean'),
+                                    500)
+        assert 'directory' in message
+
+
+class TestKeystone:
+    """keystone mode, with keystonemiddleware's own fixture for tokens."""
+
+    @pytest.fixture
+    def tokens(self):
+        fixture = ksm_fixture.AuthTokenFixture()
+        fixture.setUp()
+        yield fixture
+        fixture.cleanUp()
+
+    @pytest.fixture
+    def api(self, tmp_path, tokens):
+        conf = tmp_path / 'keystone.conf'
+        conf.write_text('[keystone_authtoken]\n'
+                        'www_authenticate_uri = http://keystone.test:5000\n')
+        api = API(tmp_path, args=['--config-file', str(conf)],
+                  api__auth_strategy='keystone')
+        api.cache.add_image()
+        api.conf.set_override('image_cache_max_size', 0)
+        return api
+
+    def token(self, tokens, roles, expires=None):
+        token_id = base.new_id()
+        tokens.add_token_data(
+            token_id=token_id, user_id='u-' + roles[0], project_id='p1',
+            role_list=roles, expires=expires)
+        return token_id
+
+    def test_admin_token(self, api, tokens):
+        token = self.token(tokens, ['admin', 'member'])
+        response = api.request('POST', '/v2/cache/prune', token=token)
+        assert response.status_int == 200
+        assert response.json['total_files_pruned'] == 1
+
+    def test_member_token_is_forbidden(self, api, tokens):
+        token = self.token(tokens, ['member', 'reader'])
+        assert_json_error(api.request('POST', '/v2/cache/prune',
+                                      token=token), 403)
+        assert len(api.cache.images()) == 1
+
+    def test_expired_token_is_refused(self, api, tokens):
+        past = datetime.datetime.now(datetime.timezone.utc) \
+            - datetime.timedelta(hours=1)
+        token = self.token(tokens, ['admin'], expires=past)
+        response = api.request('POST', '/v2/cache/prune', token=token)
+        assert response.status_int == 401
+        assert len(api.cache.images()) == 1
+
+    @pytest.mark.parametrize('token', ['unknown-token', None])
+    def test_unknown_or_missing_token_is_refused(self, api, token):
+        response = api.request('POST', '/v2/cache/prune', token=token)
+        assert response.status_int == 401
+        assert len(api.cache.images()) == 1
+
+    def test_discovery_needs_no_token(self, api):
+        assert api.request('GET', '/', token=None).status_int == 300
+        assert api.request('GET', '/versions', token=None).status_int == 200
+
+
+class TestHTTPServer:
+    """The same application behind the real cheroot server."""
+
+    @pytest.fixture
+    def http(self, api):
+        api.conf.set_override('bind_port', 0, group='api')
+        http = server.APIServer(api.conf, api.app)
+        http.start()
+        host, port = http.address
+        yield api, 'http://%s:%d' % (host, port)
+        http.stop()
+
+    def test_prune_over_http(self, http):
+        api, url = http
+        for i in range(4):
+            api.cache.add_image(last_accessed=100.0 + i)
+        api.conf.set_override('image_cache_max_size', 2 * KIB)
+        response = requests.post(url + '/v2/cache/prune',
+                                 headers={'X-Auth-Token': 'admin'})
+        assert response.status_code == 200
+        assert response.headers['Content-Type'].startswith(
+            'application/json')
+        assert json.loads(response.text) == {
+            'total_files_pruned': 2, 'total_bytes_pruned': 2 * KIB}
+
+    def test_glanceclient_style_request(self, http):
+        api, url = http
+        response = requests.post(
+            url + '/v2/cache/clean',
+            headers={'X-Auth-Token': 'admin',
+                     'Content-Type': 'application/octet-stream',
+                     'User-Agent': 'python-glanceclient'})
+        assert response.status_code == 200
+
+    def test_versions_links_use_the_request_host(self, http):
+        _api, url = http
+        response = requests.get(url + '/versions')
+        assert response.json()['versions'][0]['links'][0]['href'] == \
+            url + '/v2/'

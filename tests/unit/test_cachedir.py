@@ -1,0 +1,99 @@
+"""Which files are images, and how files are removed without following
+symlinks.
+"""
+
+import os
+
+import pytest
+
+from cache_maint import cachedir
+from cache_maint import exception
+from tests import base
+
+
+@pytest.mark.parametrize('name', [
+    '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a',
+    '3B2C1A7E-6A4F-4D1E-9C2B-0F1E2D3C4B5A',
+])
+def test_image_ids(name):
+    assert cachedir.is_image_id(name)
+
+
+@pytest.mark.parametrize('name', [
+    '', 'cache.db', 'cache.db-journal', 'glance-cache-prune', '..',
+    '3b2c1a7e6a4f4d1e9c2b0f1e2d3c4b5a',
+    '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a\n',
+    '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a.tmp',
+    '../3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5',
+    '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5\x00',
+    'g' * 36, None, 42,
+])
+def test_not_image_ids(name):
+    assert not cachedir.is_image_id(name)
+
+
+def test_scan_sees_only_regular_files_named_by_an_id(tmp_path):
+    cache = base.GlanceCache(tmp_path)
+    image = cache.add_image(size=3)
+    os.symlink('/etc/passwd', tmp_path / base.new_id())
+    os.mkdir(tmp_path / base.new_id())
+    os.mkfifo(tmp_path / base.new_id())
+    (tmp_path / 'glance-cache-prune').write_bytes(b'')
+    images = cachedir.CacheDir(str(tmp_path)).scan_images()
+    assert list(images) == [image]
+    assert images[image].size == 3
+
+
+def test_remove_images_removes_only_regular_files(tmp_path, tmp_path_factory):
+    outside = tmp_path_factory.mktemp('outside') / 'target'
+    outside.write_text('keep')
+    cache = base.GlanceCache(tmp_path)
+    image = cache.add_image(size=5)
+    link = base.new_id()
+    os.symlink(outside, tmp_path / link)
+    gone = base.new_id()
+    removal = cachedir.CacheDir(str(tmp_path)).remove_images(
+        [image, link, gone])
+    assert removal.removed == (image,)
+    assert removal.bytes_freed == 5
+    assert removal.vanished == (gone,)
+    assert removal.failed == (link,)
+    assert outside.read_text() == 'keep'
+    assert os.path.islink(tmp_path / link)
+
+
+def test_queued_images_in_queue_order(tmp_path):
+    cache = base.GlanceCache(tmp_path)
+    second = cache.queue(age=10)
+    first = cache.queue(age=100)
+    (tmp_path / 'queue' / 'not-an-id').write_text('')
+    queued = cachedir.CacheDir(str(tmp_path)).queued_images()
+    assert queued == [first, second]
+
+
+def test_prepare_creates_subdirectories(tmp_path):
+    cachedir.CacheDir(str(tmp_path)).prepare()
+    assert sorted(os.listdir(tmp_path)) == ['incomplete', 'invalid', 'queue']
+
+
+def test_prepare_refuses_a_missing_directory(tmp_path):
+    missing = tmp_path / 'missing'
+    with pytest.raises(exception.ConfigError, match='image_cache_dir'):
+        cachedir.CacheDir(str(missing)).prepare()
+    assert not missing.exists()
+
+
+def test_prepare_refuses_a_file(tmp_path):
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(exception.ConfigError, match='not a directory'):
+        cachedir.CacheDir(str(tmp_path / 'file')).prepare()
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason='root can write anywhere')
+def test_prepare_refuses_a_read_only_directory(tmp_path):
+    os.chmod(tmp_path, 0o555)
+    try:
+        with pytest.raises(exception.ConfigError, match='not writable'):
+            cachedir.CacheDir(str(tmp_path)).prepare()
+    finally:
+        os.chmod(tmp_path, 0o755)

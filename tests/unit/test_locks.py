@@ -1,0 +1,108 @@
+"""One run of a task at a time: across threads, and across processes
+through Glance's own lock files.
+"""
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from cache_maint import exception
+from cache_maint import locks
+from tests import base
+
+
+@pytest.fixture
+def task_locks(tmp_path):
+    return locks.TaskLocks(base.make_conf(tmp_path))
+
+
+def test_lock_files_are_glances(tmp_path, task_locks):
+    with task_locks.hold('clean', wait=0):
+        pass
+    with task_locks.hold('prune', wait=0):
+        pass
+    assert {'glance-cache-clean', 'glance-cache-prune'} <= {
+        p.name for p in tmp_path.iterdir()}
+
+
+def test_lock_path_option_wins(tmp_path):
+    conf = base.make_conf(tmp_path / 'cache',
+                          oslo_concurrency__lock_path=str(tmp_path / 'lk'))
+    with locks.TaskLocks(conf).hold('prune', wait=0):
+        assert (tmp_path / 'lk' / 'glance-cache-prune').exists()
+
+
+def test_same_task_never_overlaps_in_one_process(task_locks):
+    inside = threading.Event()
+    release = threading.Event()
+
+    def holder():
+        with task_locks.hold('prune', wait=0):
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    inside.wait(10)
+    try:
+        with pytest.raises(exception.TaskInProgress) as caught:
+            with task_locks.hold('prune', wait=0.1):
+                pass
+        assert caught.value.code == 409
+        # The other task is independent.
+        with task_locks.hold('clean', wait=0):
+            pass
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_waiter_runs_after_the_holder(task_locks):
+    order = []
+    inside = threading.Event()
+
+    def holder():
+        with task_locks.hold('clean', wait=0):
+            inside.set()
+            order.append('first')
+
+    def waiter():
+        inside.wait(10)
+        with task_locks.hold('clean', wait=30):
+            order.append('second')
+
+    threads = [threading.Thread(target=waiter),
+               threading.Thread(target=holder)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order == ['first', 'second']
+
+
+def test_another_process_holding_glances_lock(tmp_path, task_locks):
+    # What glance-api's POST /v2/cache/prune does: hold the fcntl lock.
+    script = textwrap.dedent('''
+        import sys, time
+        from oslo_concurrency import lockutils
+        lock = lockutils.external_lock('glance-cache-prune',
+                                       lock_path=sys.argv[1])
+        lock.acquire()
+        print('held', flush=True)
+        sys.stdin.readline()
+    ''')
+    holder = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        with pytest.raises(exception.TaskInProgress, match='another process'):
+            with task_locks.hold('prune', wait=0.3):
+                pass
+    finally:
+        holder.communicate('\n', timeout=30)
+    with task_locks.hold('prune', wait=5):
+        pass

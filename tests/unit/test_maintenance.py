@@ -1,0 +1,297 @@
+"""clean() and prune() on real directories and real sqlite databases,
+including the scenarios of Glance's own cache tests and the Glance bugs
+design.md section 5 says not to repeat.
+"""
+
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from cache_maint import drivers
+from cache_maint import exception
+from cache_maint import maintenance
+from tests import base
+
+KIB = base.KIB
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return base.GlanceCache(tmp_path / 'cache')
+
+
+def make_driver(cache, **overrides):
+    driver = drivers.load_driver(base.make_conf(cache.path, **overrides))
+    driver.setup()
+    return driver
+
+
+def fill(cache, count, size=KIB, start=1000.0):
+    """``count`` tracked images, accessed one second apart, oldest first."""
+    return [cache.add_image(size=size, last_accessed=start + i)
+            for i in range(count)]
+
+
+class TestPrune:
+    def test_under_limit_prunes_nothing(self, cache):
+        ids = fill(cache, 5)
+        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        assert result.to_dict() == {'total_files_pruned': 0,
+                                    'total_bytes_pruned': 0}
+        assert cache.images() == set(ids)
+
+    def test_evicts_least_recently_used_exactly(self, cache):
+        # Glance's test_prune: 5 KiB limit, 11 images of 1 KiB.
+        ids = fill(cache, 11)
+        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        assert (result.files, result.bytes) == (6, 6 * KIB)
+        assert cache.images() == set(ids[6:])
+        assert set(cache.rows()) == set(ids[6:])
+
+    def test_freshly_cached_image_survives(self, cache):
+        # LP #1438564: a new image (last_accessed = now) must not be first.
+        old = fill(cache, 5)
+        fresh = cache.add_image(last_accessed=time.time())
+        maintenance.prune(make_driver(cache), 3 * KIB)
+        assert fresh in cache.images()
+        assert cache.images() == set(old[3:]) | {fresh}
+
+    def test_prune_to_zero(self, cache):
+        # LP #1039854: a limit of 0 empties the cache without an error.
+        fill(cache, 4)
+        result = maintenance.prune(make_driver(cache), 0)
+        assert (result.files, result.bytes) == (4, 4 * KIB)
+        assert cache.images() == set()
+        assert cache.rows() == {}
+
+    def test_limit_below_last_image(self, cache):
+        ids = fill(cache, 3, size=4 * KIB)
+        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        assert result.files == 2
+        assert cache.images() == {ids[2]}
+
+    def test_untracked_files_go_first_and_prune_ends_under_limit(self, cache):
+        # Glance's sqlite prune deletes every tracked image and still ends
+        # over the limit here; its centralized_db prune never ends.
+        tracked = fill(cache, 5)
+        untracked = [cache.add_image(tracked=False) for _ in range(20)]
+        result = maintenance.prune(make_driver(cache), 10 * KIB)
+        assert result.size_after <= 10 * KIB
+        assert cache.size() <= 10 * KIB
+        assert set(tracked) <= cache.images()
+        assert result.files == 15
+        assert len(cache.images() & set(untracked)) == 5
+
+    def test_only_untracked_files(self, cache):
+        for _ in range(8):
+            cache.add_image(tracked=False)
+        maintenance.prune(make_driver(cache), 3 * KIB)
+        assert cache.size() <= 3 * KIB
+
+    def test_recent_untracked_file_is_left_alone(self, cache):
+        # glance-api renames a download into place before recording it.
+        tracked = fill(cache, 3)
+        in_flight = cache.add_image(tracked=False, mtime=time.time())
+        maintenance.prune(make_driver(cache), 1 * KIB)
+        assert cache.images() == {in_flight}
+        assert not set(tracked) & cache.images()
+
+    def test_rows_without_files_are_skipped(self, cache):
+        ghosts = [cache.add_row(last_accessed=1.0) for _ in range(3)]
+        ids = fill(cache, 4)
+        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        assert (result.files, result.bytes) == (2, 2 * KIB)
+        assert cache.images() == set(ids[2:])
+        # The stale rows are clean's business, and still there.
+        assert set(ghosts) <= set(cache.rows())
+
+    def test_ties_break_in_caching_order(self, cache):
+        ids = [cache.add_image(last_accessed=500.0) for _ in range(6)]
+        maintenance.prune(make_driver(cache), 2 * KIB)
+        assert cache.images() == set(ids[4:])
+
+    def test_unreadable_file_is_still_evicted(self, cache):
+        ids = fill(cache, 3)
+        os.chmod(os.path.join(cache.path, ids[0]), 0)
+        maintenance.prune(make_driver(cache), 2 * KIB)
+        assert cache.images() == set(ids[1:])
+
+    def test_file_that_cannot_be_removed_is_skipped(self, cache):
+        ids = fill(cache, 4)
+        # A directory under an image's name is not an image and not ours.
+        blocker = ids[0]
+        os.unlink(os.path.join(cache.path, blocker))
+        os.mkdir(os.path.join(cache.path, blocker))
+        maintenance.prune(make_driver(cache), 2 * KIB)
+        assert os.path.isdir(os.path.join(cache.path, blocker))
+        assert cache.images() == set(ids[2:])
+
+    def test_symlink_named_like_an_image_is_never_followed(
+            self, cache, tmp_path):
+        canary = tmp_path / 'canary'
+        canary.write_bytes(b'c' * 10 * KIB)
+        ids = fill(cache, 3)
+        link = base.new_id()
+        os.symlink(canary, os.path.join(cache.path, link))
+        maintenance.prune(make_driver(cache), 0)
+        assert canary.read_bytes() == b'c' * 10 * KIB
+        assert os.path.islink(os.path.join(cache.path, link))
+        assert not set(ids) & cache.images()
+
+    def test_lock_db_and_journal_files_are_not_images(self, cache):
+        ids = fill(cache, 2)
+        for name in ('glance-cache-prune', 'image_cache_db_init',
+                     'cache.db-journal', 'cache.db-wal'):
+            with open(os.path.join(cache.path, name), 'wb') as f:
+                f.write(b'x' * 100 * KIB)
+        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        assert result.files == 0
+        assert cache.images() == set(ids)
+
+    def test_stop_request_is_honoured_between_batches(self, cache,
+                                                      monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 2)
+        ids = fill(cache, 10)
+        stop = threading.Event()
+        driver = make_driver(cache)
+        remove = driver.cachedir.remove_images
+
+        def remove_then_stop(image_ids):
+            stop.set()
+            return remove(image_ids)
+
+        monkeypatch.setattr(driver.cachedir, 'remove_images',
+                            remove_then_stop)
+        result = maintenance.prune(driver, 0, stop_event=stop)
+        assert result.stopped
+        assert result.files == 2
+        # The batch that ran is complete: files and rows agree.
+        assert cache.images() == set(ids[2:])
+        assert set(cache.rows()) == set(ids[2:])
+
+    def test_write_transactions_are_bounded(self, cache, monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 7)
+        fill(cache, 30)
+        driver = make_driver(cache)
+        statements = []
+        forget = driver.forget
+
+        def counting_forget(image_ids):
+            statements.append(len(image_ids))
+            return forget(image_ids)
+
+        monkeypatch.setattr(driver, 'forget', counting_forget)
+        maintenance.prune(driver, 0)
+        assert max(statements) <= 7
+        assert sum(statements) == 30
+
+    def test_locked_database_fails_the_run_cleanly(self, cache, monkeypatch):
+        from cache_maint.drivers import sqlite as sqlite_driver
+        monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.2)
+        fill(cache, 3)
+        driver = make_driver(cache)
+        holder = sqlite3.connect(cache.db_path, isolation_level=None)
+        holder.execute('BEGIN EXCLUSIVE')
+        try:
+            with pytest.raises(exception.MetadataError, match='locked'):
+                maintenance.prune(driver, 0)
+        finally:
+            holder.execute('ROLLBACK')
+            holder.close()
+        # Nothing was deleted: the records are read before any unlink.
+        assert len(cache.images()) == 3
+        assert maintenance.prune(driver, 0).files == 3
+
+
+class TestClean:
+    def test_invalid_is_emptied(self, cache):
+        names = [cache.add_invalid(size=2 * KIB) for _ in range(3)]
+        result = maintenance.clean(make_driver(cache), 86400)
+        assert (result.files, result.bytes) == (3, 6 * KIB)
+        assert not cache.listdir('invalid') & set(names)
+
+    def test_stalled_incomplete_goes_recent_one_stays(self, cache):
+        stalled = cache.add_incomplete(age=2 * 86400)
+        recent = cache.add_incomplete(age=60)
+        result = maintenance.clean(make_driver(cache), 86400)
+        assert result.files == 1
+        assert cache.listdir('incomplete') == {recent}
+        assert stalled not in cache.listdir('incomplete')
+
+    def test_custom_stall_time(self, cache):
+        old = cache.add_incomplete(age=7200)
+        young = cache.add_incomplete(age=1800)
+        maintenance.clean(make_driver(cache), 3600)
+        assert cache.listdir('incomplete') == {young}
+        assert old not in cache.listdir('incomplete')
+
+    def test_stall_time_zero_spares_a_download_in_progress(self, cache):
+        in_progress = cache.add_incomplete(age=0)
+        old = cache.add_incomplete(age=600)
+        maintenance.clean(make_driver(cache), 0)
+        assert cache.listdir('incomplete') == {in_progress}
+        assert old not in cache.listdir('incomplete')
+
+    def test_symlink_in_invalid_goes_target_stays(self, cache, tmp_path):
+        canary = tmp_path / 'outside'
+        canary.write_text('precious')
+        link = os.path.join(cache.path, 'invalid', base.new_id())
+        os.symlink(canary, link)
+        result = maintenance.clean(make_driver(cache), 86400)
+        assert result.files == 1
+        assert not os.path.lexists(link)
+        assert canary.read_text() == 'precious'
+
+    def test_symlinked_subdirectory_is_not_followed(self, cache, tmp_path):
+        outside = tmp_path / 'outside'
+        outside.mkdir()
+        (outside / 'victim').write_text('keep me')
+        os.rmdir(os.path.join(cache.path, 'invalid'))
+        os.symlink(outside, os.path.join(cache.path, 'invalid'))
+        maintenance.clean(make_driver(cache), 86400)
+        assert (outside / 'victim').read_text() == 'keep me'
+
+    def test_directories_in_invalid_are_left(self, cache):
+        os.mkdir(os.path.join(cache.path, 'invalid', 'somedir'))
+        maintenance.clean(make_driver(cache), 86400)
+        assert cache.listdir('invalid') == {'somedir'}
+
+    def test_unreadable_invalid_file_is_removed(self, cache):
+        name = cache.add_invalid()
+        os.chmod(os.path.join(cache.path, 'invalid', name), 0)
+        maintenance.clean(make_driver(cache), 86400)
+        assert cache.listdir('invalid') == set()
+
+    def test_rows_without_files_are_forgotten(self, cache):
+        kept = cache.add_image()
+        ghosts = [cache.add_row() for _ in range(3)]
+        result = maintenance.clean(make_driver(cache), 86400)
+        assert result.records_forgotten == 3
+        assert set(cache.rows()) == {kept}
+        assert not set(ghosts) & set(cache.rows())
+
+    def test_cached_images_and_queue_are_untouched(self, cache):
+        ids = fill(cache, 3)
+        queued = cache.queue(age=5 * 86400)
+        untracked = cache.add_image(tracked=False)
+        result = maintenance.clean(make_driver(cache), 0)
+        assert result.files == 0
+        assert cache.images() == set(ids) | {untracked}
+        assert cache.listdir('queue') == {queued}
+
+    def test_missing_subdirectories_are_nothing_to_clean(self, cache):
+        driver = make_driver(cache)
+        os.rmdir(os.path.join(cache.path, 'invalid'))
+        os.rmdir(os.path.join(cache.path, 'incomplete'))
+        assert maintenance.clean(driver, 0).files == 0
+
+    def test_cache_dir_removed_while_running(self, cache):
+        driver = make_driver(cache)
+        os.rename(cache.path, cache.path + '.gone')
+        with pytest.raises(exception.CacheDirError):
+            maintenance.clean(driver, 0)
+        with pytest.raises(exception.CacheDirError):
+            maintenance.prune(driver, 0)

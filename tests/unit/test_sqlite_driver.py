@@ -1,0 +1,136 @@
+"""The sqlite driver on Glance's exact cache.db format."""
+
+import contextlib
+import os
+import sqlite3
+
+import pytest
+
+from cache_maint import drivers
+from cache_maint.drivers import sqlite as sqlite_driver
+from cache_maint import exception
+from tests import base
+
+
+def make_driver(path, **overrides):
+    return drivers.load_driver(base.make_conf(path, **overrides))
+
+
+def table_sql(db_path):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT sql FROM sqlite_master WHERE "
+                            "name = 'cached_images'").fetchone()[0]
+
+
+def test_creates_glances_schema_when_absent(tmp_path):
+    driver = make_driver(tmp_path)
+    driver.setup()
+    with sqlite3.connect(driver.db_path) as conn:
+        columns = [(c[1], c[2], c[4], c[5]) for c in
+                   conn.execute('PRAGMA table_info(cached_images)')]
+        journal = conn.execute('PRAGMA journal_mode').fetchone()[0]
+    assert columns == [('image_id', 'TEXT', None, 1),
+                       ('last_accessed', 'REAL', '0.0', 0),
+                       ('last_modified', 'REAL', '0.0', 0),
+                       ('size', 'INTEGER', '0', 0),
+                       ('hits', 'INTEGER', '0', 0),
+                       ('checksum', 'TEXT', None, 0)]
+    assert journal == 'delete'
+    assert sorted(os.listdir(tmp_path)) == [
+        'cache.db', 'image_cache_db_init', 'incomplete', 'invalid', 'queue']
+
+
+def test_existing_database_is_kept_as_it_is(tmp_path):
+    cache = base.GlanceCache(tmp_path)
+    image_id = cache.add_image(hits=3)
+    before = table_sql(cache.db_path)
+    make_driver(tmp_path).setup()
+    assert table_sql(cache.db_path) == before
+    assert cache.rows()[image_id][2] == 3
+
+
+def test_custom_database_path(tmp_path):
+    driver = make_driver(tmp_path, image_cache_sqlite_db='meta/other.db')
+    os.mkdir(tmp_path / 'meta')
+    driver.setup()
+    assert os.path.exists(tmp_path / 'meta' / 'other.db')
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    (tmp_path / 'cache.db').write_bytes(b'this is not a database' * 100)
+    with pytest.raises(exception.MetadataError, match='unusable'):
+        make_driver(tmp_path).setup()
+
+
+def test_foreign_table_is_refused(tmp_path):
+    with sqlite3.connect(tmp_path / 'cache.db') as conn:
+        conn.execute('CREATE TABLE cached_images (id INTEGER)')
+    with pytest.raises(exception.MetadataError):
+        make_driver(tmp_path).setup()
+
+
+def test_database_removed_later_is_not_recreated(tmp_path):
+    driver = make_driver(tmp_path)
+    driver.setup()
+    os.unlink(driver.db_path)
+    with pytest.raises(exception.MetadataError):
+        driver.lru_records()
+    assert not os.path.exists(driver.db_path)
+
+
+def test_lru_order_and_listing(tmp_path):
+    cache = base.GlanceCache(tmp_path)
+    late = cache.add_image(last_accessed=300.0)
+    early = cache.add_image(last_accessed=100.0)
+    tie_a = cache.add_image(last_accessed=200.0)
+    tie_b = cache.add_image(last_accessed=200.0)
+    driver = make_driver(tmp_path)
+    driver.setup()
+    assert [r.image_id for r in driver.lru_records()] == [
+        early, tie_a, tie_b, late]
+    assert [r.image_id for r in driver.list_records()] == sorted(
+        [late, early, tie_a, tie_b])
+    record = driver.list_records()[0]
+    assert set(record.to_dict()) == {'image_id', 'last_accessed',
+                                     'last_modified', 'size', 'hits'}
+
+
+def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_driver, 'FORGET_BATCH', 3)
+    cache = base.GlanceCache(tmp_path)
+    ids = [cache.add_image() for _ in range(10)]
+    driver = make_driver(tmp_path)
+    driver.setup()
+    statements = []
+    real_connect = driver._connect
+
+    class Spy:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, params=()):
+            statements.append(len(params))
+            return self.conn.execute(sql, params)
+
+    @contextlib.contextmanager
+    def spying_connect(create=False):
+        with real_connect(create) as conn:
+            yield Spy(conn)
+
+    monkeypatch.setattr(driver, '_connect', spying_connect)
+    assert driver.forget(ids[:8] + [base.new_id()]) == 8
+    assert statements == [3, 3, 3]
+    assert set(cache.rows()) == set(ids[8:])
+
+
+def test_glance_can_read_while_we_delete(tmp_path):
+    """Our write transactions end before a reader's 2 s deadline."""
+    cache = base.GlanceCache(tmp_path)
+    ids = [cache.add_image() for _ in range(50)]
+    driver = make_driver(tmp_path)
+    driver.setup()
+    driver.forget(ids[:25])
+    reader = sqlite3.connect(cache.db_path, timeout=0)
+    assert reader.execute('SELECT count(*) FROM cached_images').fetchone() \
+        == (25,)
+    reader.close()
