@@ -1,0 +1,1 @@
+"""WSGI entry points for deployments under uWSGI, gunicorn or mod_wsgi."""

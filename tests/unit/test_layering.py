@@ -1,0 +1,78 @@
+"""Imports point downward and each framework has one home (design.md 2)."""
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / 'cache_maint'
+
+# Which modules may import a third-party framework.
+HOMES = {
+    'oslo_service': ('cache_maint.cmd', 'cache_maint.service'),
+    'futurist': ('cache_maint.tasks',),
+    'webob': ('cache_maint.api',),
+    'cheroot': ('cache_maint.api.server',),
+    'keystonemiddleware': ('cache_maint.api.auth',),
+    'sqlite3': ('cache_maint.drivers.sqlite',),
+}
+
+# Which of our own layers a module must never import.
+FORBIDDEN = {
+    'cache_maint.maintenance': ('cache_maint.drivers.sqlite',
+                                'cache_maint.api', 'cache_maint.service',
+                                'cache_maint.tasks', 'cache_maint.cmd'),
+    'cache_maint.drivers': ('cache_maint.maintenance', 'cache_maint.runner',
+                            'cache_maint.api', 'cache_maint.service',
+                            'cache_maint.cmd'),
+    'cache_maint.api': ('cache_maint.service', 'cache_maint.tasks',
+                        'cache_maint.cmd', 'cache_maint.drivers.sqlite'),
+    'cache_maint.runner': ('cache_maint.api', 'cache_maint.service',
+                           'cache_maint.cmd'),
+    'cache_maint.conf': ('cache_maint.drivers', 'cache_maint.api',
+                         'cache_maint.service', 'cache_maint.cmd'),
+}
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob('*.py')):
+        parts = path.relative_to(PACKAGE.parent).with_suffix('').parts
+        if parts[-1] == '__init__':
+            parts = parts[:-1]
+        yield '.'.join(parts), path
+
+
+def imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            for alias in node.names:
+                yield '%s.%s' % (node.module, alias.name)
+
+
+def within(name, prefixes):
+    return any(name == p or name.startswith(p + '.') for p in prefixes)
+
+
+@pytest.mark.parametrize('module, path', list(modules()),
+                         ids=lambda value: str(value))
+def test_imports_respect_the_layers(module, path):
+    for imported in imports(path):
+        for framework, homes in HOMES.items():
+            if within(imported, (framework,)):
+                assert within(module, homes), (
+                    '%s imports %s, which lives in %s'
+                    % (module, imported, homes))
+        for layer, banned in FORBIDDEN.items():
+            if within(module, (layer,)):
+                assert not within(imported, banned), (
+                    '%s imports %s, above its layer' % (module, imported))
+
+
+def test_no_global_config():
+    for module, path in modules():
+        assert 'cfg.CONF' not in path.read_text(), module
