@@ -1,7 +1,10 @@
 """Compose the WSGI application: the middleware stack, in code."""
 
+from oslo_middleware import request_id
+
 from cache_maint.api import auth
 from cache_maint.api import dispatch
+from cache_maint.api import requestlog
 from cache_maint.api import router
 from cache_maint.api import util
 from cache_maint import policy
@@ -35,7 +38,9 @@ class _Inject:
 def loadapp(conf, runner):
     """Build the API application around a TaskRunner.
 
-    From the outside in: the fault wrapper catches whatever escapes; the
+    From the outside in: every request gets an ``x-openstack-request-id``
+    and a log line; the fault wrapper turns whatever escapes into a JSON
+    500 (inside those two, so a failure is still logged with its id); the
     runtime objects are injected; public routes skip authentication;
     otherwise the auth strategy checks the token and sets the identity
     headers, from which the context middleware builds the request context
@@ -51,4 +56,6 @@ def loadapp(conf, runner):
     application = _PublicBypass(authenticated, dispatcher)
     application = _Inject(application, {util.RUNNER_KEY: runner,
                                         util.CONF_KEY: conf})
-    return dispatch.FaultWrapper(application)
+    application = dispatch.FaultWrapper(application)
+    application = requestlog.RequestLog(application)
+    return request_id.RequestId(application)

@@ -368,3 +368,25 @@ class TestHTTPServer:
         response = requests.get(url + '/versions')
         assert response.json()['versions'][0]['links'][0]['href'] == \
             url + '/v2/'
+
+
+class TestOperatorMiddleware:
+    @pytest.mark.parametrize('method, path, token, status', [
+        ('POST', '/v2/cache/prune', 'admin', 200),
+        ('POST', '/v2/cache/prune', 'alice', 403),
+        ('GET', '/nowhere', 'admin', 404),
+        ('GET', '/', None, 300),
+    ])
+    def test_every_response_has_a_request_id(self, api, method, path, token,
+                                             status):
+        response = api.request(method, path, token=token)
+        assert response.status_int == status
+        assert response.headers['x-openstack-request-id'].startswith('req-')
+
+    def test_one_log_line_per_request(self, api, caplog):
+        caplog.set_level('INFO', logger='cache_maint.api.requestlog')
+        api.request('POST', '/v2/cache/clean')
+        lines = [r.getMessage() for r in caplog.records
+                 if r.name == 'cache_maint.api.requestlog']
+        assert len(lines) == 1
+        assert '"POST /v2/cache/clean" status: 200' in lines[0]
