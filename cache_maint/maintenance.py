@@ -57,34 +57,49 @@ class PruneResult:
                 'total_bytes_pruned': self.bytes}
 
 
-def clean(driver, stall_time, now=None):
+def clean(driver, stall_time, now=None, stop_event=None):
     """Remove failed and stalled downloads, and records of missing files.
 
     Every file in ``invalid/`` goes; a file in ``incomplete/`` goes once
     its mtime is more than ``stall_time`` seconds old (and never within
     the in-flight grace, so a stall time of 0 cannot kill a download).
+    A stop request is honoured between these steps.
     """
     now = time.time() if now is None else now
     older_than = now - max(stall_time, IN_FLIGHT_GRACE)
     cache = driver.cachedir
     cache.check()
-    invalid = cache.remove_from(cachedir.INVALID)
-    stalled = cache.remove_from(cachedir.INCOMPLETE,
-                                lambda st: st.st_mtime < older_than)
-    records = driver.lru_records()
-    present = cache.scan_images()
-    stale = [r.image_id for r in records if r.image_id not in present]
-    forgotten = driver.forget(stale) if stale else 0
+    steps = (
+        lambda: cache.remove_from(cachedir.INVALID),
+        lambda: cache.remove_from(cachedir.INCOMPLETE,
+                                  lambda st: st.st_mtime < older_than),
+    )
+    removals = []
+    for step in steps:
+        if stop_event is not None and stop_event.is_set():
+            break
+        removals.append(step())
+    forgotten = 0
+    if stop_event is None or not stop_event.is_set():
+        forgotten = _forget_missing(driver)
     result = CleanResult(
-        files=len(invalid.removed) + len(stalled.removed),
-        bytes=invalid.bytes_freed + stalled.bytes_freed,
+        files=sum(len(r.removed) for r in removals),
+        bytes=sum(r.bytes_freed for r in removals),
         records_forgotten=forgotten,
-        failures=len(invalid.failed) + len(stalled.failed))
-    LOG.info('Clean removed %d invalid and %d stalled files (%d bytes) and '
-             '%d records of missing images; %d files could not be removed',
-             len(invalid.removed), len(stalled.removed), result.bytes,
-             forgotten, result.failures)
+        failures=sum(len(r.failed) for r in removals))
+    LOG.info('Clean removed %d files (%d bytes) of failed and stalled '
+             'downloads and %d records of missing images; %d files could '
+             'not be removed', result.files, result.bytes, forgotten,
+             result.failures)
     return result
+
+
+def _forget_missing(driver):
+    """Delete the records whose file is gone; records are read first."""
+    records = driver.lru_records()
+    present = driver.cachedir.scan_images()
+    stale = [r.image_id for r in records if r.image_id not in present]
+    return driver.forget(stale) if stale else 0
 
 
 def eviction_order(records, files, untracked_before):

@@ -29,7 +29,8 @@ class TaskRunner:
     def clean(self, wait=None, trigger='request'):
         """Run clean; wait at most ``wait`` s (None: forever) for the lock."""
         return self._run('clean', wait, trigger, lambda: maintenance.clean(
-            self.driver, self.conf.image_cache_stall_time))
+            self.driver, self.conf.image_cache_stall_time,
+            stop_event=self.stop_event))
 
     def prune(self, wait=None, trigger='request'):
         """Run prune; wait at most ``wait`` s (None: forever) for the lock."""
