@@ -61,12 +61,19 @@ class Removal:
 
     ``removed`` we unlinked, freeing ``bytes_freed``; ``vanished`` were
     already gone; ``failed`` could not be removed (and were logged).
+    ``fatal`` says why removal stopped early, on an error that dooms every
+    file of the directory (read-only, permission denied).
     """
 
     removed: tuple = ()
     bytes_freed: int = 0
     vanished: tuple = ()
     failed: tuple = ()
+    fatal: str = None
+
+
+# Errors that hold for a whole directory: no point trying the next file.
+_DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
 
 
 class CacheDir:
@@ -177,7 +184,7 @@ class CacheDir:
         Only a regular file is removed, and only its link in the cache
         directory; anything else under an image's name is left alone.
         """
-        removed, vanished, failed, freed = [], [], [], 0
+        removed, vanished, failed, freed, fatal = [], [], [], 0, None
         with self._open_base() as base:
             for image_id in image_ids:
                 try:
@@ -189,13 +196,18 @@ class CacheDir:
                 except FileNotFoundError:
                     vanished.append(image_id)
                 except OSError as e:
+                    failed.append(image_id)
+                    if e.errno in _DIRECTORY_ERRORS:
+                        fatal = 'cannot remove files from %s: %s' % (
+                            self.path, e.strerror)
+                        break
                     LOG.warning('Cannot remove cached image %s/%s: %s',
                                 self.path, image_id, e)
-                    failed.append(image_id)
                 else:
                     removed.append(image_id)
                     freed += st.st_size
-        return Removal(tuple(removed), freed, tuple(vanished), tuple(failed))
+        return Removal(tuple(removed), freed, tuple(vanished), tuple(failed),
+                       fatal)
 
     def remove_from(self, subdir, select=lambda st: True):
         """Unlink the non-directory entries of a subdirectory.
@@ -203,7 +215,7 @@ class CacheDir:
         ``select`` sees each entry's lstat and says whether it goes.
         Symlinks are removed themselves, never followed.
         """
-        removed, failed, freed = [], [], 0
+        removed, failed, freed, fatal = [], [], 0, None
         with self._open_subdir(subdir) as fd:
             if fd is None:
                 return Removal()
@@ -215,14 +227,19 @@ class CacheDir:
                 except FileNotFoundError:
                     continue
                 except OSError as e:
+                    failed.append(entry.name)
+                    if e.errno in _DIRECTORY_ERRORS:
+                        fatal = 'cannot remove files from %s/%s: %s' % (
+                            self.path, subdir, e.strerror)
+                        break
                     LOG.warning('Cannot remove %s/%s/%s: %s',
                                 self.path, subdir, entry.name, e)
-                    failed.append(entry.name)
                     continue
                 removed.append(entry.name)
                 if stat.S_ISREG(st.st_mode):
                     freed += st.st_size
-        return Removal(tuple(removed), freed, failed=tuple(failed))
+        return Removal(tuple(removed), freed, failed=tuple(failed),
+                       fatal=fatal)
 
     def queued_images(self):
         """Return the ids queued for caching, oldest first (Glance's order)."""

@@ -18,6 +18,7 @@ import time
 from oslo_log import log as logging
 
 from cache_maint import cachedir
+from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def clean(driver, stall_time, now=None, stop_event=None):
         if stop_event is not None and stop_event.is_set():
             break
         removals.append(step())
+        if removals[-1].fatal:
+            raise exception.CacheDirError(removals[-1].fatal)
     forgotten = 0
     if stop_event is None or not stop_event.is_set():
         forgotten = _forget_missing(driver)
@@ -163,6 +166,8 @@ def prune(driver, max_size, now=None, stop_event=None):
         gone = removal.removed + removal.vanished
         if gone:
             driver.forget(gone)
+        if removal.fatal:
+            raise exception.CacheDirError(removal.fatal)
         pruned += len(removal.removed)
         freed += removal.bytes_freed
         failures += len(removal.failed)

@@ -1,7 +1,9 @@
 """Test helpers: a configuration, and Glance-format caches on real disks."""
 
+import contextlib
 import os
 import sqlite3
+import subprocess
 import time
 import uuid
 
@@ -30,6 +32,36 @@ def make_conf(cache_dir, args=(), **overrides):
         group, _, name = key.rpartition('__')
         conf.set_override(name, value, group=group or None)
     return conf
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """Make a directory unwritable for this process, even as root.
+
+    Root ignores file modes, so as root the directory becomes a tmpfs
+    mount holding a copy of its files, remounted read-only.
+    """
+    path = str(path)
+    if os.getuid() != 0:
+        os.chmod(path, 0o555)
+        try:
+            yield
+        finally:
+            os.chmod(path, 0o755)
+        return
+    saved = path + '.saved'
+    os.rename(path, saved)
+    os.mkdir(path)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64m', 'tmpfs',
+                    path], check=True)
+    try:
+        subprocess.run(['cp', '-a', saved + '/.', path], check=True)
+        subprocess.run(['mount', '-o', 'remount,ro', path], check=True)
+        yield
+    finally:
+        subprocess.run(['umount', path], check=True)
+        os.rmdir(path)
+        os.rename(saved, path)
 
 
 def new_id():

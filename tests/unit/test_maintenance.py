@@ -288,6 +288,21 @@ class TestClean:
         os.rmdir(os.path.join(cache.path, 'incomplete'))
         assert maintenance.clean(driver, 0).files == 0
 
+    def test_read_only_cache_fails_clearly_and_changes_nothing(self, cache):
+        ids = fill(cache, 3)
+        invalid = cache.add_invalid()
+        driver = make_driver(cache)
+        with base.read_only(cache.path):
+            with pytest.raises(exception.CacheDirError,
+                               match='cannot remove files'):
+                maintenance.prune(driver, 0)
+            with pytest.raises(exception.CacheDirError,
+                               match='cannot remove files'):
+                maintenance.clean(driver, 0)
+            assert cache.images() == set(ids)
+            assert cache.listdir('invalid') == {invalid}
+        assert set(cache.rows()) == set(ids)
+
     def test_cache_dir_removed_while_running(self, cache):
         driver = make_driver(cache)
         os.rename(cache.path, cache.path + '.gone')
