@@ -90,10 +90,11 @@ def clean(driver, stall_time, now=None, stop_event=None):
         bytes=sum(r.bytes_freed for r in removals),
         records_forgotten=forgotten,
         failures=sum(len(r.failed) for r in removals))
-    LOG.info('Clean removed %d files (%d bytes) of failed and stalled '
-             'downloads and %d records of missing images; %d files could '
-             'not be removed', result.files, result.bytes, forgotten,
-             result.failures)
+    level = logging.INFO if result != CleanResult() else logging.DEBUG
+    LOG.log(level, 'Clean removed %d files (%d bytes) of failed and stalled '
+            'downloads and %d records of missing images; %d files could '
+            'not be removed', result.files, result.bytes, forgotten,
+            result.failures)
     return result
 
 
