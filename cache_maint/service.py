@@ -14,7 +14,6 @@ from oslo_service import service
 
 from cache_maint.api import deploy
 from cache_maint.api import server
-from cache_maint import conf as cm_conf
 from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import runner
@@ -36,20 +35,13 @@ class MaintenanceService(service.Service):
         super().start()
         self._stopped.clear()
         self._stop_runs = threading.Event()
+        self._driver = drivers.load_driver(self.conf)
         try:
-            # The launcher checked all this at start; after a SIGHUP the
-            # configuration is new and only this worker sees it.
-            cm_conf.check(self.conf)
-            self._driver = drivers.load_driver(self.conf)
             self._driver.setup()
         except exception.CacheMaintError as e:
-            error = e
-        else:
-            error = None
-        if error is not None:
-            LOG.error('cache-maint cannot start with this configuration: %s',
-                      error)
-            raise error
+            # It was usable when the launcher checked it. Keep serving: each
+            # run reports the fault until it is mended, then runs succeed.
+            LOG.error('The image cache is not usable at the moment: %s', e)
         task_runner = runner.TaskRunner(self.conf, self._driver,
                                         stop_event=self._stop_runs)
         self._api = server.APIServer(self.conf,

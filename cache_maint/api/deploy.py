@@ -42,9 +42,9 @@ def loadapp(conf, runner):
     and a log line; the fault wrapper turns whatever escapes into a JSON
     500 (inside those two, so a failure is still logged with its id); the
     runtime objects are injected; public routes skip authentication;
-    otherwise the auth strategy checks the token and sets the identity
-    headers, from which the context middleware builds the request context
-    that the handlers check policies against.
+    otherwise the auth strategy checks the token (its errors made JSON) and
+    sets the identity headers, from which the context middleware builds the
+    request context that the handlers check policies against.
     """
     dispatcher = dispatch.Dispatcher(router.Router(router.ROUTES))
     authenticated = auth.ContextMiddleware(dispatcher,
@@ -52,7 +52,8 @@ def loadapp(conf, runner):
     if conf.api.auth_strategy == 'noauth2':
         authenticated = auth.NoAuth2(authenticated)
     else:
-        authenticated = auth.keystone(authenticated, conf)
+        authenticated = dispatch.JSONErrors(
+            auth.keystone(authenticated, conf))
     application = _PublicBypass(authenticated, dispatcher)
     application = _Inject(application, {util.RUNNER_KEY: runner,
                                         util.CONF_KEY: conf})

@@ -3,6 +3,9 @@
 import time
 
 from oslo_log import log as logging
+from oslo_middleware import request_id
+
+from cache_maint import context
 
 LOG = logging.getLogger(__name__)
 
@@ -16,6 +19,11 @@ class RequestLog:
     def __call__(self, environ, start_response):
         started = time.monotonic()
         seen = {}
+        # oslo.log stamps each line with the thread's current context. Start
+        # every request with an anonymous one, so that a request that never
+        # authenticates is not logged under a previous request's identity.
+        context.RequestContext(
+            request_id=environ.get(request_id.ENV_REQUEST_ID))
 
         def logging_start_response(status, headers, exc_info=None):
             seen['status'] = status.split(' ', 1)[0]

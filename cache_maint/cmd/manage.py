@@ -37,10 +37,10 @@ def _list(task_runner, conf):
     if conf.command.format == 'json':
         _print_json({'cached_images': cached, 'queued_images': queued})
         return
-    print('%-36s  %12s  %6s  %-20s' % ('image_id', 'size', 'hits',
-                                       'last_accessed (UTC)'))
+    print('%-36s  %12s  %6s  %s' % ('image_id', 'size', 'hits',
+                                    'last_accessed (UTC)'))
     for record in cached:
-        print('%-36s  %12d  %6d  %-20s' % (
+        print('%-36s  %12d  %6d  %s' % (
             record['image_id'], record['size'], record['hits'],
             _utc(record['last_accessed'])))
     print('%d cached image(s), %d byte(s); %d queued image(s)%s' % (
@@ -85,7 +85,8 @@ command_opt = cfg.SubCommandOpt('command', title='Commands',
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    conf = common.load_config(argv, cli_opts=[command_opt])
+    conf = common.load_config(argv, cli_opts=[command_opt],
+                              log_to_stderr=True)
     driver = None
     try:
         driver = drivers.load_driver(conf)

@@ -6,6 +6,7 @@ import os
 import threading
 
 from keystonemiddleware import fixture as ksm_fixture
+from oslo_context import context
 import pytest
 import requests
 import webob
@@ -390,3 +391,30 @@ class TestOperatorMiddleware:
                  if r.name == 'cache_maint.api.requestlog']
         assert len(lines) == 1
         assert '"POST /v2/cache/clean" status: 200' in lines[0]
+
+
+class TestKeystoneUnreachable:
+    def test_errors_stay_json(self, tmp_path):
+        conf = tmp_path / 'keystone.conf'
+        conf.write_text(
+            '[keystone_authtoken]\n'
+            'www_authenticate_uri = http://127.0.0.1:9/identity\n'
+            'auth_type = password\nauth_url = http://127.0.0.1:9/identity\n'
+            'username = cache-maint\npassword = secret\n'
+            'project_name = service\nuser_domain_name = Default\n'
+            'project_domain_name = Default\nhttp_connect_timeout = 1\n'
+            'http_request_max_retries = 0\n')
+        api = API(tmp_path, args=['--config-file', str(conf)],
+                  api__auth_strategy='keystone')
+        api.cache.add_image()
+        api.conf.set_override('image_cache_max_size', 0)
+        response = api.request('POST', '/v2/cache/prune', token='whatever')
+        assert_json_error(response, 503)
+        assert len(api.cache.images()) == 1
+
+
+def test_log_context_does_not_leak_between_requests(api):
+    api.request('POST', '/v2/cache/clean', token='admin')
+    assert context.get_current().user_id == 'admin'
+    api.request('GET', '/versions', token=None)
+    assert context.get_current().user_id is None

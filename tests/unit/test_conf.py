@@ -4,6 +4,7 @@ import pytest
 
 from cache_maint import conf as cm_conf
 from cache_maint.conf import opts
+from cache_maint import drivers
 from cache_maint import exception
 from tests import base
 
@@ -113,3 +114,9 @@ def test_generator_lists_every_option():
             for opt in group_opts:
                 assert (getattr(group, 'name', group), opt.dest) in listed
                 assert opt.help.strip(), opt.name
+
+
+def test_unavailable_driver_says_which_exist(tmp_path):
+    conf = base.make_conf(tmp_path, image_cache_driver='xattr')
+    with pytest.raises(exception.ConfigError, match='drivers: sqlite'):
+        drivers.load_driver(conf)
