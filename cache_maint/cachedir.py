@@ -108,7 +108,7 @@ class CacheDir:
         with self._open_base() as base:
             for name in SUBDIRS:
                 try:
-                    os.mkdir(name, 0o755, dir_fd=base)
+                    os.mkdir(name, dir_fd=base)  # umask applies, as in Glance
                 except FileExistsError:
                     pass
                 except OSError as e:
