@@ -44,6 +44,13 @@ class TaskInProgress(CacheMaintError):
                   'within {wait} s; try again later.')
 
 
+class ServiceStopping(CacheMaintError):
+    """The service is stopping and will not start a run now."""
+
+    code = 503
+    public_fmt = 'cache-maint is stopping; try again in a moment.'
+
+
 class PolicyNotAuthorized(CacheMaintError):
     """The policy refused the request."""
 

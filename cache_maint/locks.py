@@ -49,10 +49,18 @@ def external_lock(conf, name):
 
 
 class TaskLocks:
-    """Both locks of every task of one cache, for one process."""
+    """Both locks of every task of one cache, for one process.
 
-    def __init__(self, conf):
+    Waiting for a lock can be cut short by ``stop_event``: a service that is
+    stopping must not sit in a wait of several minutes.
+    """
+
+    #: Seconds between two attempts at a taken lock.
+    POLL = 0.05
+
+    def __init__(self, conf, stop_event=None):
         self._conf = conf
+        self._stop_event = stop_event or threading.Event()
         self._local = {task: threading.Lock() for task in TASK_LOCK_NAMES}
 
     @contextlib.contextmanager
@@ -60,27 +68,37 @@ class TaskLocks:
         """Hold the task's locks, or raise TaskInProgress.
 
         Waits at most ``wait`` seconds for them (None: forever, 0: not at
-        all).
+        all); raises ServiceStopping if a stop is requested meanwhile.
         """
         deadline = None if wait is None else time.monotonic() + wait
         local = self._local[task]
-        if not local.acquire(timeout=-1 if wait is None else wait):
+        if not self._wait_for(lambda: local.acquire(blocking=False),
+                              deadline):
             raise exception.TaskInProgress(
-                'a %s run of this process is in progress' % task,
+                'a %s run is in progress in this process' % task,
                 task=task, wait=wait)
         try:
             shared = external_lock(self._conf, TASK_LOCK_NAMES[task])
-            remaining = (None if deadline is None
-                         else max(0.0, deadline - time.monotonic()))
-            if not shared.acquire(blocking=remaining != 0,
-                                  delay=0.05, max_delay=0.5,
-                                  timeout=remaining):
+            if not self._wait_for(lambda: shared.acquire(blocking=False),
+                                  deadline):
                 raise exception.TaskInProgress(
-                    'another process (glance-api or cache-maint) holds the '
-                    '%s lock %s' % (task, shared.path), task=task, wait=wait)
+                    'a %s run is in progress in another process (glance-api '
+                    'or cache-maint), which holds the lock %s'
+                    % (task, os.fsdecode(shared.path)), task=task, wait=wait)
             try:
                 yield
             finally:
                 shared.release()
         finally:
             local.release()
+
+    def _wait_for(self, attempt, deadline):
+        """Retry ``attempt`` until it succeeds or the deadline passes."""
+        while not attempt():
+            if self._stop_event.is_set():
+                raise exception.ServiceStopping(
+                    'gave up waiting for a lock: the service is stopping')
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._stop_event.wait(self.POLL)
+        return True

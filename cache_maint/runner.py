@@ -24,7 +24,7 @@ class TaskRunner:
         self.conf = conf
         self.driver = driver
         self.stop_event = stop_event
-        self._locks = locks.TaskLocks(conf)
+        self._locks = locks.TaskLocks(conf, stop_event)
 
     def clean(self, wait=None, trigger='request'):
         """Run clean; wait at most ``wait`` s (None: forever) for the lock."""

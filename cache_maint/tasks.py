@@ -29,10 +29,11 @@ def _periodic(task, interval, runner):
     def periodic_task():
         try:
             run(wait=0, trigger='periodic')
-        except exception.TaskInProgress as e:
+        except (exception.TaskInProgress, exception.ServiceStopping) as e:
             LOG.info('Periodic %s skipped: %s', task, e)
 
-    periodic_task.__name__ = 'periodic_%s' % task
+    # futurist names tasks by their qualified name in its logs and stats.
+    periodic_task.__name__ = periodic_task.__qualname__ = 'periodic_%s' % task
     return periodic_task
 
 

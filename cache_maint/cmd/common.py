@@ -1,5 +1,6 @@
 """What every command does first: parse and check the configuration."""
 
+import os
 import sys
 
 from oslo_config import cfg
@@ -22,6 +23,7 @@ def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
         conf(argv, project='cache-maint')
         cm_conf.check(conf)
     except (cfg.Error, exception.ConfigError) as e:
-        sys.exit('cache-maint: configuration error: %s' % e)
+        sys.exit('%s: configuration error: %s'
+                 % (os.path.basename(sys.argv[0]) or 'cache-maint', e))
     logging.setup(conf, 'cache-maint')
     return conf

@@ -58,9 +58,13 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
     """
 
     def reload_config_files(self):
-        error = _preflight(self._read_files_again(),
-                           running_listener=(self.api.bind_host,
-                                             self.api.bind_port))
+        try:
+            candidate = self._read_files_again()
+        except cfg.Error as e:
+            error = str(e)
+        else:
+            error = _preflight(candidate, running_listener=(
+                self.api.bind_host, self.api.bind_port))
         if error is not None:
             LOG.error('Refusing the changed configuration files, keeping '
                       'the running configuration: %s', error)

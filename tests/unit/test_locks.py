@@ -106,3 +106,27 @@ def test_another_process_holding_glances_lock(tmp_path, task_locks):
         holder.communicate('\n', timeout=30)
     with task_locks.hold('prune', wait=5):
         pass
+
+
+def test_a_stop_request_ends_the_wait(tmp_path):
+    stop = threading.Event()
+    task_locks = locks.TaskLocks(base.make_conf(tmp_path), stop)
+    inside, release = threading.Event(), threading.Event()
+
+    def holder():
+        with task_locks.hold('clean', wait=0):
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    inside.wait(10)
+    threading.Timer(0.2, stop.set).start()
+    try:
+        with pytest.raises(exception.ServiceStopping) as caught:
+            with task_locks.hold('clean', wait=None):
+                pass
+        assert caught.value.code == 503
+    finally:
+        release.set()
+        thread.join()
