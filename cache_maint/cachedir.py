@@ -8,10 +8,10 @@ Every driver shares this layout (design.md section 4)::
     queue/<image_id>        an empty file: the image is queued for caching
 
 Only regular files in the base directory whose name is an image id are
-images; the sqlite database, its journal and the lock files are not. Every
-directory is opened once and every operation is made relative to that open
-directory without following symlinks, so a symlink planted anywhere in the
-cache can be removed but is never followed out of it.
+images; the sqlite database, its journal and the lock files are not. Files
+are reached through an open descriptor of their directory (subdirectories
+opened with O_NOFOLLOW) and never through a symlink, so a symlink planted
+anywhere in the cache can be removed but is never followed out of it.
 """
 
 import contextlib
@@ -74,6 +74,38 @@ class Removal:
 
 # Errors that hold for a whole directory: no point trying the next file.
 _DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
+
+
+class _Outcome:
+    """Collects what a series of unlinks did, for a Removal."""
+
+    def __init__(self):
+        self.removed, self.vanished, self.failed = [], [], []
+        self.freed = 0
+        self.fatal = None
+
+    def unlink(self, dir_fd, name, st, where):
+        """Unlink ``name``; False if the whole directory is doomed."""
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            self.vanished.append(name)
+        except OSError as e:
+            self.failed.append(name)
+            if e.errno in _DIRECTORY_ERRORS:
+                self.fatal = 'cannot remove files from %s: %s' % (
+                    where, e.strerror)
+                return False
+            LOG.warning('Cannot remove %s/%s: %s', where, name, e)
+        else:
+            self.removed.append(name)
+            if stat.S_ISREG(st.st_mode):
+                self.freed += st.st_size
+        return True
+
+    def removal(self):
+        return Removal(tuple(self.removed), self.freed, tuple(self.vanished),
+                       tuple(self.failed), self.fatal)
 
 
 class CacheDir:
@@ -178,36 +210,34 @@ class CacheDir:
                         entry.name, st.st_size, st.st_mtime, st.st_atime)
         return images
 
+    def has_image(self, image_id):
+        """True if a cached image file of that id is there right now."""
+        with self._open_base() as base:
+            try:
+                st = os.stat(image_id, dir_fd=base, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+        return stat.S_ISREG(st.st_mode)
+
     def remove_images(self, image_ids):
         """Unlink cached images by id.
 
         Only a regular file is removed, and only its link in the cache
         directory; anything else under an image's name is left alone.
         """
-        removed, vanished, failed, freed, fatal = [], [], [], 0, None
+        outcome = _Outcome()
         with self._open_base() as base:
             for image_id in image_ids:
                 try:
                     st = os.stat(image_id, dir_fd=base, follow_symlinks=False)
-                    if not stat.S_ISREG(st.st_mode):
-                        failed.append(image_id)
-                        continue
-                    os.unlink(image_id, dir_fd=base)
                 except FileNotFoundError:
-                    vanished.append(image_id)
-                except OSError as e:
-                    failed.append(image_id)
-                    if e.errno in _DIRECTORY_ERRORS:
-                        fatal = 'cannot remove files from %s: %s' % (
-                            self.path, e.strerror)
-                        break
-                    LOG.warning('Cannot remove cached image %s/%s: %s',
-                                self.path, image_id, e)
-                else:
-                    removed.append(image_id)
-                    freed += st.st_size
-        return Removal(tuple(removed), freed, tuple(vanished), tuple(failed),
-                       fatal)
+                    outcome.vanished.append(image_id)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    outcome.failed.append(image_id)
+                elif not outcome.unlink(base, image_id, st, self.path):
+                    break
+        return outcome.removal()
 
     def remove_from(self, subdir, select=lambda st: True):
         """Unlink the non-directory entries of a subdirectory.
@@ -215,31 +245,17 @@ class CacheDir:
         ``select`` sees each entry's lstat and says whether it goes.
         Symlinks are removed themselves, never followed.
         """
-        removed, failed, freed, fatal = [], [], 0, None
+        outcome = _Outcome()
         with self._open_subdir(subdir) as fd:
             if fd is None:
                 return Removal()
             for entry, st in list(self._scan(fd)):
                 if stat.S_ISDIR(st.st_mode) or not select(st):
                     continue
-                try:
-                    os.unlink(entry.name, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                except OSError as e:
-                    failed.append(entry.name)
-                    if e.errno in _DIRECTORY_ERRORS:
-                        fatal = 'cannot remove files from %s/%s: %s' % (
-                            self.path, subdir, e.strerror)
-                        break
-                    LOG.warning('Cannot remove %s/%s/%s: %s',
-                                self.path, subdir, entry.name, e)
-                    continue
-                removed.append(entry.name)
-                if stat.S_ISREG(st.st_mode):
-                    freed += st.st_size
-        return Removal(tuple(removed), freed, failed=tuple(failed),
-                       fatal=fatal)
+                where = os.path.join(self.path, subdir)
+                if not outcome.unlink(fd, entry.name, st, where):
+                    break
+        return outcome.removal()
 
     def queued_images(self):
         """Return the ids queued for caching, oldest first (Glance's order)."""

@@ -56,11 +56,3 @@ class PolicyNotAuthorized(CacheMaintError):
 
     code = 403
     public_fmt = 'You are not authorized to complete {action} action.'
-
-
-class InvalidImageId(CacheMaintError):
-    """An image id that is not a well-formed UUID."""
-
-    code = 400
-    public_fmt = ('Invalid image id: an image id is a UUID of the form '
-                  'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.')

@@ -2,10 +2,10 @@
 
 Two locks guard each task. glance-api's own ``POST /v2/cache/clean|prune``
 take the fcntl locks ``glance-cache-clean`` and ``glance-cache-prune`` in
-``[oslo_concurrency] lock_path`` (the cache directory by default); holding
-the same files keeps cache-maint, glance-api and the CLI apart. fcntl locks
-belong to a process, not a thread, so an in-process lock keeps the timer and
-the API threads of one process apart as well.
+the lock path (oslo.concurrency's external locks); holding the same files
+keeps cache-maint, glance-api and the CLI apart. fcntl locks belong to a
+process, not to a thread, so each lock file also has one in-process lock,
+shared by every thread of the process (the timer, the API).
 """
 
 import contextlib
@@ -14,6 +14,7 @@ import threading
 import time
 
 from oslo_concurrency import lockutils
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from cache_maint import exception
@@ -27,41 +28,110 @@ TASK_LOCK_NAMES = {'clean': 'glance-cache-clean',
 #: Glance's lock around creating the sqlite cache database.
 DB_INIT_LOCK_NAME = 'image_cache_db_init'
 
+#: Seconds between two attempts at a taken lock.
+POLL = 0.05
+
+_process_locks = {}
+_process_locks_guard = threading.Lock()
+
+
+class LockBusy(Exception):
+    """The lock stayed taken for the whole wait."""
+
+    def __init__(self, path, elsewhere):
+        super().__init__(path)
+        self.path = path
+        self.elsewhere = elsewhere
+
 
 def lock_path(conf):
-    """Where lock files live: lock_path, else the cache dir (as Glance)."""
-    return lockutils.get_lock_path(conf) or conf.image_cache_dir
+    """Where the lock files live.
 
-
-def external_lock(conf, name):
-    """An inter-process lock shared with glance-api.
-
-    An operator's lock_path is created if missing, as oslo.concurrency
-    does; the default, the cache directory, never is: recreating a cache
-    directory that went away would hide the fault and touch its parent.
+    An operator's ``[oslo_concurrency] lock_path`` wins. Otherwise it is the
+    cache directory: glance-api replaces oslo.concurrency's own default
+    (``$OSLO_LOCK_PATH``) with it, so we must as well, or the two would lock
+    different files.
     """
-    path = lock_path(conf)
-    if path == conf.image_cache_dir and not os.path.isdir(path):
+    lockutils.get_lock_path(conf)    # registers the option if needed
+    location = conf.get_location('lock_path', 'oslo_concurrency')
+    if location is not None and (
+            location.location.is_user_controlled
+            or location.location == cfg.Locations.set_override):
+        return conf.oslo_concurrency.lock_path
+    return conf.image_cache_dir
+
+
+def _process_lock(path):
+    with _process_locks_guard:
+        return _process_locks.setdefault(path, threading.Lock())
+
+
+def _retry(attempt, deadline, stop_event):
+    """Call ``attempt`` until it succeeds (True) or the deadline passes."""
+    while not attempt():
+        if stop_event is not None and stop_event.is_set():
+            raise exception.ServiceStopping(
+                'gave up waiting for a lock: the service is stopping')
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        if stop_event is None:
+            time.sleep(POLL)
+        else:
+            stop_event.wait(POLL)
+    return True
+
+
+@contextlib.contextmanager
+def hold(conf, name, wait=None, stop_event=None):
+    """Hold lock ``name`` against this process and every other one.
+
+    Waits at most ``wait`` seconds (None: forever, 0: not at all), then
+    raises LockBusy; a set ``stop_event`` ends the wait with
+    ServiceStopping. A lock file that cannot be opened or locked is a
+    CacheDirError. An operator's lock path is created if missing, as
+    oslo.concurrency does; the default one, the cache directory, never is:
+    recreating a cache directory that went away would hide the fault.
+    """
+    directory = lock_path(conf)
+    path = os.path.join(directory, name)
+    if directory == conf.image_cache_dir and not os.path.isdir(directory):
         raise exception.CacheDirError(
             'image cache directory %s (also the lock path) does not exist'
-            % path)
-    return lockutils.external_lock(name, lock_path=path)
+            % directory)
+    deadline = None if wait is None else time.monotonic() + wait
+    local = _process_lock(path)
+    if not _retry(lambda: local.acquire(blocking=False), deadline,
+                  stop_event):
+        raise LockBusy(path, elsewhere=False)
+    try:
+        shared = lockutils.external_lock(name, lock_path=directory)
+        try:
+            if not _retry(lambda: shared.acquire(blocking=False), deadline,
+                          stop_event):
+                raise LockBusy(path, elsewhere=True)
+        except (OSError, threading.ThreadError) as e:
+            raise exception.CacheDirError('cannot take the lock %s: %s'
+                                          % (path, e))
+        finally:
+            if not shared.acquired and shared.lockfile is not None:
+                # Closing this descriptor later, at garbage collection,
+                # would drop the fcntl lock another thread may hold by
+                # then: fcntl locks belong to the process.
+                shared.lockfile.close()
+        try:
+            yield
+        finally:
+            shared.release()
+    finally:
+        local.release()
 
 
 class TaskLocks:
-    """Both locks of every task of one cache, for one process.
-
-    Waiting for a lock can be cut short by ``stop_event``: a service that is
-    stopping must not sit in a wait of several minutes.
-    """
-
-    #: Seconds between two attempts at a taken lock.
-    POLL = 0.05
+    """The locks of the clean and prune tasks of one cache."""
 
     def __init__(self, conf, stop_event=None):
         self._conf = conf
-        self._stop_event = stop_event or threading.Event()
-        self._local = {task: threading.Lock() for task in TASK_LOCK_NAMES}
+        self._stop_event = stop_event
 
     @contextlib.contextmanager
     def hold(self, task, wait):
@@ -70,35 +140,14 @@ class TaskLocks:
         Waits at most ``wait`` seconds for them (None: forever, 0: not at
         all); raises ServiceStopping if a stop is requested meanwhile.
         """
-        deadline = None if wait is None else time.monotonic() + wait
-        local = self._local[task]
-        if not self._wait_for(lambda: local.acquire(blocking=False),
-                              deadline):
-            raise exception.TaskInProgress(
-                'a %s run is in progress in this process' % task,
-                task=task, wait=wait)
         try:
-            shared = external_lock(self._conf, TASK_LOCK_NAMES[task])
-            if not self._wait_for(lambda: shared.acquire(blocking=False),
-                                  deadline):
-                raise exception.TaskInProgress(
-                    'a %s run is in progress in another process (glance-api '
-                    'or cache-maint), which holds the lock %s'
-                    % (task, os.fsdecode(shared.path)), task=task, wait=wait)
-            try:
+            with hold(self._conf, TASK_LOCK_NAMES[task], wait,
+                      self._stop_event):
                 yield
-            finally:
-                shared.release()
-        finally:
-            local.release()
-
-    def _wait_for(self, attempt, deadline):
-        """Retry ``attempt`` until it succeeds or the deadline passes."""
-        while not attempt():
-            if self._stop_event.is_set():
-                raise exception.ServiceStopping(
-                    'gave up waiting for a lock: the service is stopping')
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            self._stop_event.wait(self.POLL)
-        return True
+        except LockBusy as e:
+            where = ('another process (glance-api or cache-maint), which '
+                     'holds the lock %s' % e.path if e.elsewhere
+                     else 'this process')
+            raise exception.TaskInProgress(
+                'a %s run is in progress in %s' % (task, where),
+                task=task, wait=wait)

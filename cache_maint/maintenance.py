@@ -99,14 +99,19 @@ def clean(driver, stall_time, now=None, stop_event=None):
 
 
 def _forget_missing(driver):
-    """Delete the records whose file is gone; records are read first."""
-    records = driver.lru_records()
-    present = driver.cachedir.scan_images()
-    stale = [r.image_id for r in records if r.image_id not in present]
+    """Delete the records whose file is gone.
+
+    Each file is looked for once more just before: glance-api may have
+    cached the image again since the scan (file first, then record).
+    """
+    lru_ids, files = driver.snapshot()
+    stale = [image_id for image_id in lru_ids if image_id not in files]
+    stale = [image_id for image_id in stale
+             if not driver.cachedir.has_image(image_id)]
     return driver.forget(stale) if stale else 0
 
 
-def eviction_order(records, files, untracked_before):
+def eviction_order(lru_ids, files, untracked_before):
     """Every image that prune may evict, in the order it evicts them.
 
     Files without a record come first, oldest first, once they are older
@@ -115,10 +120,10 @@ def eviction_order(records, files, untracked_before):
     """
     tracked = set()
     recorded = []
-    for record in records:
-        cached = files.get(record.image_id)
-        if cached is not None and record.image_id not in tracked:
-            tracked.add(record.image_id)
+    for image_id in lru_ids:
+        cached = files.get(image_id)
+        if cached is not None and image_id not in tracked:
+            tracked.add(image_id)
             recorded.append(cached)
     untracked = sorted(
         (f for image_id, f in files.items()
@@ -139,15 +144,14 @@ def prune(driver, max_size, now=None, stop_event=None):
     now = time.time() if now is None else now
     cache = driver.cachedir
     cache.check()
-    records = driver.lru_records()
-    files = cache.scan_images()
+    lru_ids, files = driver.snapshot()
     size = sum(f.size for f in files.values())
     if size <= max_size:
         LOG.debug('Image cache holds %d bytes, within its limit of %d; '
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
 
-    candidates = eviction_order(records, files, now - IN_FLIGHT_GRACE)
+    candidates = eviction_order(lru_ids, files, now - IN_FLIGHT_GRACE)
     excess = size - max_size
     LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
               size, excess, max_size)
@@ -166,7 +170,7 @@ def prune(driver, max_size, now=None, stop_event=None):
         removal = cache.remove_images(batch)
         gone = removal.removed + removal.vanished
         if gone:
-            driver.forget(gone)
+            _forget_removed(driver, gone, pruned + len(removal.removed))
         if removal.fatal:
             raise exception.CacheDirError(removal.fatal)
         pruned += len(removal.removed)
@@ -179,6 +183,17 @@ def prune(driver, max_size, now=None, stop_event=None):
                          stopped=stopped)
     _log_prune(result, max_size)
     return result
+
+
+def _forget_removed(driver, image_ids, pruned_so_far):
+    """Delete the records of removed files, or say plainly what is left."""
+    try:
+        driver.forget(image_ids)
+    except exception.MetadataError:
+        LOG.error('Prune removed %d images, but the records of the last %d '
+                  'could not be deleted; the next clean deletes them',
+                  pruned_so_far, len(image_ids))
+        raise
 
 
 def _log_prune(result, max_size):

@@ -29,9 +29,16 @@ class MaintenanceService(service.Service):
         super().__init__()
         self.conf = conf
         self._stopped = threading.Event()
+        # cotyledon may call stop() from its signal thread while start() is
+        # still running: the two never interleave.
+        self._lifecycle = threading.Lock()
         self._driver = self._api = self._periodic = self._stop_runs = None
 
     def start(self):
+        with self._lifecycle:
+            self._start()
+
+    def _start(self):
         super().start()
         self._stopped.clear()
         self._stop_runs = threading.Event()
@@ -59,6 +66,10 @@ class MaintenanceService(service.Service):
         A run in progress stops at its next safe point, between two batches
         of deletions.
         """
+        with self._lifecycle:
+            self._stop(graceful)
+
+    def _stop(self, graceful):
         LOG.info('cache-maint is stopping')
         if self._stop_runs is not None:
             self._stop_runs.set()

@@ -25,7 +25,10 @@ def _periodic(task, interval, runner):
     """
     run = getattr(runner, task)
 
-    @periodics.periodic(interval)
+    # The first run comes right at start: a new worker is forked at every
+    # restart and SIGHUP, and waiting a whole interval first would let
+    # frequent reloads postpone a daily clean forever.
+    @periodics.periodic(interval, run_immediately=True)
     def periodic_task():
         try:
             run(wait=0, trigger='periodic')

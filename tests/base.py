@@ -107,6 +107,20 @@ class GlanceCache:
                     (image_id, accessed, accessed, hits, size))
         return image_id
 
+    def add_images(self, count, size=KIB, first_accessed=1000.0):
+        """Many tracked images at once, accessed one second apart."""
+        ids = [new_id() for _ in range(count)]
+        mtime = time.time() - 3600
+        for image_id in ids:
+            self._write(os.path.join(self.path, image_id), size, mtime)
+        with self._db() as conn:
+            conn.executemany(
+                'INSERT INTO cached_images (image_id, last_accessed, '
+                'last_modified, hits, size) VALUES (?, ?, ?, 0, ?)',
+                [(image_id, first_accessed + i, first_accessed + i, size)
+                 for i, image_id in enumerate(ids)])
+        return ids
+
     def add_row(self, image_id=None, size=KIB, last_accessed=None):
         """A row whose file does not exist."""
         image_id = image_id or new_id()

@@ -3,6 +3,7 @@
 import json
 
 import webob
+import webob.exc
 
 #: Keys under which the middleware hands objects to the handlers.
 CONTEXT_KEY = 'cache_maint.context'

@@ -7,7 +7,9 @@ in progress elsewhere is waited for, never overlapped.
 
 import datetime
 import json
+import signal
 import sys
+import threading
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -26,8 +28,12 @@ def _clean(task_runner, conf):
 
 
 def _prune(task_runner, conf):
-    _print_json(task_runner.prune(wait=conf.command.wait,
-                                  trigger='command line').to_dict())
+    result = task_runner.prune(wait=conf.command.wait,
+                               trigger='command line')
+    _print_json(result.to_dict())
+    if result.stopped:
+        sys.exit('cache-maint-manage prune: stopped by a signal before it '
+                 'finished; the next prune finishes the work')
 
 
 def _list(task_runner, conf):
@@ -62,6 +68,17 @@ def _print_json(data):
 COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list}
 
 
+def _stop_on_signals(stop):
+    """SIGTERM or SIGINT ends a run at its next safe point, not mid-batch."""
+    def request_stop(signum, frame):
+        LOG.warning('Signal %d received: stopping at the next safe point',
+                    signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+
+
 def _add_parsers(subparsers):
     for name, helptext in (
             ('clean', 'Remove failed and stalled downloads, once.'),
@@ -87,11 +104,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     conf = common.load_config(argv, cli_opts=[command_opt],
                               log_to_stderr=True)
+    stop = threading.Event()
+    _stop_on_signals(stop)
     driver = None
     try:
         driver = drivers.load_driver(conf)
         driver.setup()
-        COMMANDS[conf.command.name](runner.TaskRunner(conf, driver), conf)
+        COMMANDS[conf.command.name](runner.TaskRunner(conf, driver, stop),
+                                    conf)
     except exception.CacheMaintError as e:
         sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))
     finally:

@@ -15,12 +15,13 @@ from cache_maint.conf import cache
 from cache_maint.conf import maintenance
 from cache_maint import exception
 
-_MODULES = (cache, maintenance, api)
+#: The modules that define cache-maint's own options.
+MODULES = (cache, maintenance, api)
 
 
 def register_opts(conf):
     """Register cache-maint's options and those of the libraries it uses."""
-    for module in _MODULES:
+    for module in MODULES:
         module.register_opts(conf)
     logging.register_options(conf)
     policy_opts.set_defaults(conf)
@@ -33,7 +34,7 @@ def check(conf):
     oslo.config only checks a value when it is read, so every option is read
     here once, at start-up, rather than in the middle of a run.
     """
-    for module in _MODULES:
+    for module in MODULES:
         for group, opts in module.list_opts().items():
             group_name = getattr(group, 'name', group)
             section = conf if group_name == 'DEFAULT' else conf[group_name]

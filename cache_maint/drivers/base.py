@@ -49,12 +49,16 @@ class Driver(abc.ABC):
         """Check (and if absent, create) the metadata store."""
 
     @abc.abstractmethod
-    def lru_records(self):
-        """Every image record, least recently used first.
+    def lru_ids(self):
+        """The ids of every recorded image, least recently used first.
 
-        Ties in ``last_accessed`` are broken deterministically, in the
-        order the images were cached. One read, whatever the cache size.
+        Ties in last access are broken deterministically, in the order the
+        images were cached. One read, whatever the size of the cache.
         """
+
+    @abc.abstractmethod
+    def list_records(self):
+        """Every ImageRecord, ordered by image id (Glance's listing)."""
 
     @abc.abstractmethod
     def forget(self, image_ids):
@@ -63,9 +67,15 @@ class Driver(abc.ABC):
         Deletes are batched in short, bounded transactions.
         """
 
-    def list_records(self):
-        """Every image record, ordered by image id (Glance's listing)."""
-        return sorted(self.lru_records(), key=lambda r: r.image_id)
+    def snapshot(self):
+        """(recorded ids in LRU order, {image_id: CachedFile}) for a run.
+
+        Records are read before the directory is scanned: glance-api
+        creates a file before its record and removes it before its record,
+        so a record whose file is missing from the later scan is stale.
+        """
+        lru_ids = self.lru_ids()
+        return lru_ids, self.cachedir.scan_images()
 
     def close(self):
         """Release pooled connections; the driver may be used again."""

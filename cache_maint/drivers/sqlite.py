@@ -11,6 +11,7 @@ bounded batch of ids, and the journal mode is left as Glance has it
 import contextlib
 import os
 import sqlite3
+import time
 import urllib.parse
 
 from oslo_log import log as logging
@@ -33,9 +34,13 @@ CREATE TABLE IF NOT EXISTS cached_images (
 );
 """
 
-# How long we wait for glance-api to release its lock. Our own write
-# transactions are a single bounded DELETE, so this only waits on others.
-BUSY_TIMEOUT = 10.0
+# How long a statement waits for glance-api's lock. A writer that waits
+# holds a PENDING lock that keeps new readers out, and glance-api gives up
+# after 2 s, so this stays well below that; a write that times out is tried
+# again later, after the locks were released.
+BUSY_TIMEOUT = 1.0
+WRITE_ATTEMPTS = 5
+WRITE_PAUSE = 0.2
 
 # Ids per DELETE: one short transaction, well below SQLite's variable limit.
 FORGET_BATCH = 500
@@ -73,8 +78,8 @@ class SqliteDriver(base.Driver):
         except sqlite3.OperationalError as e:
             if 'locked' in str(e) or 'busy' in str(e):
                 raise exception.MetadataError(
-                    'the cache database %s stayed locked for %.0f s'
-                    % (self.db_path, BUSY_TIMEOUT))
+                    'the cache database %s stayed locked (%s)'
+                    % (self.db_path, e))
             raise exception.MetadataError(
                 'cache database %s: %s' % (self.db_path, e))
         except sqlite3.DatabaseError as e:
@@ -86,21 +91,37 @@ class SqliteDriver(base.Driver):
             conn.close()
 
     def setup_metadata(self):
+        self._refuse_creating_outside()
         # Glance runs this CREATE under the same lock at every start; it
         # creates the table (and the file) when absent and is a no-op
         # otherwise. The SELECT then proves the table is Glance's.
-        with locks.external_lock(self.conf, locks.DB_INIT_LOCK_NAME):
+        with locks.hold(self.conf, locks.DB_INIT_LOCK_NAME):
             with self._connect(create=True) as conn:
                 conn.executescript(SCHEMA)
                 conn.execute('SELECT %s FROM cached_images LIMIT 0'
                              % _COLUMNS)
 
-    def lru_records(self):
+    def _refuse_creating_outside(self):
+        # Glance joins the option to the cache dir, so an absolute path or
+        # '..' may point elsewhere. Use such a database if it exists, but
+        # never create one outside the cache directory.
+        inside = os.path.commonpath([
+            os.path.realpath(self.conf.image_cache_dir),
+            os.path.realpath(self.db_path)]) == os.path.realpath(
+                self.conf.image_cache_dir)
+        if not inside and not os.path.exists(self.db_path):
+            raise exception.ConfigError(
+                '[DEFAULT] image_cache_sqlite_db points to %s, outside '
+                'image_cache_dir, and it does not exist; cache-maint only '
+                'creates the database inside the cache directory'
+                % self.db_path)
+
+    def lru_ids(self):
         with self._connect() as conn:
             rows = conn.execute(
-                'SELECT %s FROM cached_images ORDER BY last_accessed, rowid'
-                % _COLUMNS).fetchall()
-        return [base.ImageRecord(*row) for row in rows]
+                'SELECT image_id FROM cached_images '
+                'ORDER BY last_accessed, rowid').fetchall()
+        return [row[0] for row in rows]
 
     def list_records(self):
         with self._connect() as conn:
@@ -117,8 +138,17 @@ class SqliteDriver(base.Driver):
                 batch = image_ids[start:start + FORGET_BATCH]
                 marks = ','.join('?' * len(batch))
                 # In autocommit mode one statement is one short transaction.
-                cur = conn.execute(
-                    'DELETE FROM cached_images WHERE image_id IN (%s)' % marks,
-                    batch)
-                deleted += cur.rowcount
+                deleted += _write(conn, 'DELETE FROM cached_images WHERE '
+                                        'image_id IN (%s)' % marks, batch)
         return deleted
+
+
+def _write(conn, sql, params):
+    """Run one write statement, retrying while glance-api holds the lock."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return conn.execute(sql, params).rowcount
+        except sqlite3.OperationalError as e:
+            if 'locked' not in str(e) or attempt == WRITE_ATTEMPTS:
+                raise
+            time.sleep(WRITE_PAUSE)

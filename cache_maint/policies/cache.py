@@ -1,12 +1,15 @@
 """Policies of the image cache routes, under Glance's own rule names.
 
-The names and defaults are Glance's (glance/policies/cache.py), so a Glance
-policy file that restricts or opens these actions means the same here.
+The names and defaults are Glance's (glance/policies/cache.py): admin only,
+through ``rule:context_is_admin``. A Glance policy file that restricts or
+opens these actions means the same here.
 """
 
 from oslo_policy import policy
 
-ADMIN = 'role:admin'
+from cache_maint.policies import base
+
+ADMIN = base.ADMIN
 
 CLEAN = 'cache_clean'
 PRUNE = 'cache_prune'

@@ -168,6 +168,18 @@ class TestAccess:
                 else:
                     assert_json_error(response, 403)
 
+    def test_a_glance_policy_file_keeps_working(self, tmp_path):
+        """Glance's sample rules refer to rule:context_is_admin."""
+        policy = tmp_path / 'policy.yaml'
+        policy.write_text('"context_is_admin": "role:admin"\n'
+                          '"cache_prune": "rule:context_is_admin"\n'
+                          '"cache_clean": "rule:context_is_admin"\n')
+        api = API(tmp_path, oslo_policy__policy_file=str(policy))
+        assert api.request('POST', '/v2/cache/prune').status_int == 200
+        assert api.request('POST', '/v2/cache/clean').status_int == 200
+        assert_json_error(api.request('POST', '/v2/cache/prune',
+                                      token='alice'), 403)
+
     def test_policy_file_changes_the_rules(self, tmp_path):
         policy = tmp_path / 'policy.yaml'
         policy.write_text('"cache_prune": "role:member"\n'

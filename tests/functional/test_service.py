@@ -126,12 +126,13 @@ def test_cleans_on_its_own(cache, daemons, tmp_path):
 
 def test_answers_the_api_while_running_tasks(cache, daemons):
     """The API serves clean, prune and discovery beside the timers."""
-    add_lru_images(cache, 20)
+    images = add_lru_images(cache, 20)
     cache.add_invalid()
     cache.add_incomplete(age=3600)
     daemon = daemons(image_cache_max_size=10 * KIB, cache_prune_interval=1,
                      cache_clean_interval=1).start()
 
+    pruned_by_api = 0
     for _ in range(3):
         for task, keys in (('prune', ('total_files_pruned',
                                       'total_bytes_pruned')),
@@ -146,7 +147,14 @@ def test_answers_the_api_while_running_tasks(cache, daemons):
             assert set(body) == set(keys)
             assert all(isinstance(body[k], int) and body[k] >= 0
                        for k in keys)
+            pruned_by_api += body.get('total_files_pruned', 0)
         time.sleep(0.5)
+
+    # Timer and API shared the work without overlapping: exactly the ten
+    # most recently used images are left, whoever evicted the others.
+    assert cache.images() == set(images[10:])
+    assert set(cache.rows()) == set(images[10:])
+    assert pruned_by_api <= 10
 
     # glanceclient sends bodyless POSTs as application/octet-stream.
     response = daemon.request(
@@ -298,6 +306,25 @@ def test_sighup_refusal_is_one_clear_log_line(cache, daemons):
     daemon.wait_ready()
     assert 'Refusing the changed configuration' in daemon.log()
     assert 'Traceback' not in daemon.log()
+
+
+def test_sigterm_in_the_middle_of_a_prune(cache, daemons):
+    """A stop lands between two batches: files and records still agree."""
+    images = cache.add_images(5000, size=1)
+    daemon = daemons(image_cache_max_size=0, cache_prune_interval=3600,
+                     cache_clean_interval=0)
+    daemon.start()
+    helpers.wait_for(lambda: len(cache.images()) < len(images),
+                     'the prune to start', interval=0.01,
+                     diagnostics=daemon.diagnostics)
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(60) == 0, daemon.diagnostics()
+
+    left = cache.images()
+    assert left, 'the prune ended before SIGTERM; use a larger cache'
+    assert set(cache.rows()) == left
+    # Evictions went in LRU order: what is left is the most recent.
+    assert left == set(images[len(images) - len(left):])
 
 
 def test_sigterm_stops_cleanly(cache, daemons):

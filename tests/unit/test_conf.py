@@ -109,7 +109,7 @@ def test_generator_lists_every_option():
     assert ('DEFAULT', 'image_cache_dir') in listed
     assert ('DEFAULT', 'cache_prune_interval') in listed
     assert ('api', 'auth_strategy') in listed
-    for module in cm_conf._MODULES:
+    for module in cm_conf.MODULES:
         for group, group_opts in module.list_opts().items():
             for opt in group_opts:
                 assert (getattr(group, 'name', group), opt.dest) in listed

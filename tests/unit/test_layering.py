@@ -18,7 +18,26 @@ HOMES = {
 }
 
 # Which of our own layers a module must never import.
+_SERVICE = ('cache_maint.api', 'cache_maint.service', 'cache_maint.tasks',
+            'cache_maint.cmd', 'cache_maint.wsgi')
 FORBIDDEN = {
+    'cache_maint.exception': ('cache_maint.cachedir', 'cache_maint.conf',
+                              'cache_maint.drivers', 'cache_maint.locks',
+                              'cache_maint.maintenance', 'cache_maint.runner',
+                              'cache_maint.policies', 'cache_maint.policy',
+                              'cache_maint.context') + _SERVICE,
+    'cache_maint.cachedir': ('cache_maint.drivers', 'cache_maint.locks',
+                             'cache_maint.maintenance', 'cache_maint.runner',
+                             'cache_maint.policy', 'cache_maint.context')
+    + _SERVICE,
+    'cache_maint.locks': ('cache_maint.drivers', 'cache_maint.maintenance',
+                          'cache_maint.runner') + _SERVICE,
+    'cache_maint.tasks': ('cache_maint.api', 'cache_maint.service',
+                          'cache_maint.cmd', 'cache_maint.drivers'),
+    'cache_maint.policies': ('cache_maint.policy', 'cache_maint.context')
+    + _SERVICE,
+    'cache_maint.policy': _SERVICE,
+    'cache_maint.context': _SERVICE,
     'cache_maint.maintenance': ('cache_maint.drivers.sqlite',
                                 'cache_maint.api', 'cache_maint.service',
                                 'cache_maint.tasks', 'cache_maint.cmd'),

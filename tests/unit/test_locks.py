@@ -2,6 +2,7 @@
 through Glance's own lock files.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -130,3 +131,61 @@ def test_a_stop_request_ends_the_wait(tmp_path):
     finally:
         release.set()
         thread.join()
+
+
+def test_lock_path_from_a_file_wins(tmp_path):
+    conf_file = tmp_path / 'c.conf'
+    conf_file.write_text('[oslo_concurrency]\nlock_path = %s\n'
+                         % (tmp_path / 'locks'))
+    conf = base.make_conf(tmp_path / 'cache',
+                          args=['--config-file', str(conf_file)])
+    assert locks.lock_path(conf) == str(tmp_path / 'locks')
+
+
+def test_oslo_lock_path_environment_does_not_split_the_locks(tmp_path,
+                                                             monkeypatch):
+    # glance-api ignores $OSLO_LOCK_PATH for its cache locks: so do we.
+    monkeypatch.setenv('OSLO_LOCK_PATH', str(tmp_path / 'elsewhere'))
+    conf = base.make_conf(tmp_path)
+    assert locks.lock_path(conf) == str(tmp_path)
+
+
+def test_two_runners_in_one_process_share_the_guard(tmp_path):
+    conf = base.make_conf(tmp_path)
+    first, second = locks.TaskLocks(conf), locks.TaskLocks(conf)
+    with first.hold('prune', wait=0):
+        with pytest.raises(exception.TaskInProgress, match='this process'):
+            with second.hold('prune', wait=0):
+                pass
+
+
+def test_an_unusable_lock_file_is_a_clear_error(tmp_path):
+    os.mkdir(tmp_path / 'glance-cache-prune')    # a directory, not a file
+    with pytest.raises(exception.CacheDirError, match='cannot take the lock'):
+        with locks.TaskLocks(base.make_conf(tmp_path)).hold('prune', 0):
+            pass
+
+
+def test_a_failed_wait_does_not_keep_the_lock_file_open(tmp_path):
+    script = textwrap.dedent('''
+        import sys
+        from oslo_concurrency import lockutils
+        lock = lockutils.external_lock('glance-cache-clean',
+                                       lock_path=sys.argv[1])
+        lock.acquire()
+        print('held', flush=True)
+        sys.stdin.readline()
+    ''')
+    holder = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    task_locks = locks.TaskLocks(base.make_conf(tmp_path))
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        fds_before = set(os.listdir('/proc/self/fd'))
+        with pytest.raises(exception.TaskInProgress):
+            with task_locks.hold('clean', wait=0.1):
+                pass
+        assert set(os.listdir('/proc/self/fd')) == fds_before
+    finally:
+        holder.communicate('\n', timeout=30)

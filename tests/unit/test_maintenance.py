@@ -119,14 +119,31 @@ class TestPrune:
         maintenance.prune(make_driver(cache), 2 * KIB)
         assert cache.images() == set(ids[1:])
 
-    def test_file_that_cannot_be_removed_is_skipped(self, cache):
+    def test_file_that_cannot_be_removed_is_skipped(
+            self, cache, monkeypatch):
         ids = fill(cache, 4)
-        # A directory under an image's name is not an image and not ours.
-        blocker = ids[0]
-        os.unlink(os.path.join(cache.path, blocker))
-        os.mkdir(os.path.join(cache.path, blocker))
+        blocked = ids[0]
+        real_unlink = os.unlink
+
+        def unlink(name, *args, **kwargs):
+            if name == blocked:
+                raise PermissionError(1, 'Operation not permitted', name)
+            return real_unlink(name, *args, **kwargs)
+
+        monkeypatch.setattr(os, 'unlink', unlink)
+        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        # The next candidate took its place and the cache fits.
+        assert (result.files, result.failures) == (2, 1)
+        assert cache.images() == {blocked, ids[3]}
+        assert set(cache.rows()) == {blocked, ids[3]}
+        assert cache.size() == result.size_after == 2 * KIB
+
+    def test_a_directory_named_like_an_image_is_not_an_image(self, cache):
+        ids = fill(cache, 4)
+        os.unlink(os.path.join(cache.path, ids[0]))
+        os.mkdir(os.path.join(cache.path, ids[0]))
         maintenance.prune(make_driver(cache), 2 * KIB)
-        assert os.path.isdir(os.path.join(cache.path, blocker))
+        assert os.path.isdir(os.path.join(cache.path, ids[0]))
         assert cache.images() == set(ids[2:])
 
     def test_symlink_named_like_an_image_is_never_followed(

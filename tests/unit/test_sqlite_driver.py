@@ -3,6 +3,7 @@
 import contextlib
 import os
 import sqlite3
+import threading
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_database_removed_later_is_not_recreated(tmp_path):
     driver.setup()
     os.unlink(driver.db_path)
     with pytest.raises(exception.MetadataError):
-        driver.lru_records()
+        driver.lru_ids()
     assert not os.path.exists(driver.db_path)
 
 
@@ -86,7 +87,7 @@ def test_lru_order_and_listing(tmp_path):
     tie_b = cache.add_image(last_accessed=200.0)
     driver = make_driver(tmp_path)
     driver.setup()
-    assert [r.image_id for r in driver.lru_records()] == [
+    assert driver.lru_ids() == [
         early, tie_a, tie_b, late]
     assert [r.image_id for r in driver.list_records()] == sorted(
         [late, early, tie_a, tie_b])
@@ -123,14 +124,54 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
     assert set(cache.rows()) == set(ids[8:])
 
 
-def test_glance_can_read_while_we_delete(tmp_path):
-    """Our write transactions end before a reader's 2 s deadline."""
+def test_glance_reads_and_writes_while_we_forget_a_large_cache(
+        tmp_path, monkeypatch):
+    """glance-api, with its 2 s budget, is never locked out by our deletes."""
     cache = base.GlanceCache(tmp_path)
-    ids = [cache.add_image() for _ in range(50)]
+    with sqlite3.connect(cache.db_path) as conn:
+        conn.executemany(
+            'INSERT INTO cached_images (image_id, last_accessed, '
+            'last_modified, hits, size) VALUES (?, 1.0, 1.0, 0, 1024)',
+            [(base.new_id(),) for _ in range(20000)])
+    reader_id = cache.add_image()
     driver = make_driver(tmp_path)
     driver.setup()
-    driver.forget(ids[:25])
-    reader = sqlite3.connect(cache.db_path, timeout=0)
-    assert reader.execute('SELECT count(*) FROM cached_images').fetchone() \
-        == (25,)
-    reader.close()
+    doomed = [i for i in driver.lru_ids() if i != reader_id]
+    errors, done = [], threading.Event()
+
+    def glance_api():
+        # What glance-api does on a cache hit: a read, then a hit update,
+        # each on a new connection that waits at most 2 s for the lock.
+        while not done.is_set():
+            try:
+                with sqlite3.connect(cache.db_path, timeout=2) as conn:
+                    conn.execute('SELECT count(*) FROM cached_images')
+                    conn.execute('UPDATE cached_images SET hits = hits + 1 '
+                                 'WHERE image_id = ?', (reader_id,))
+            except sqlite3.OperationalError as e:
+                errors.append(e)
+
+    reader = threading.Thread(target=glance_api)
+    reader.start()
+    try:
+        assert driver.forget(doomed) == 20000
+    finally:
+        done.set()
+        reader.join()
+    assert errors == []
+    assert set(cache.rows()) == {reader_id}
+    assert cache.rows()[reader_id][2] > 0
+
+
+def test_database_outside_the_cache_is_never_created(tmp_path):
+    outside = tmp_path / 'elsewhere.db'
+    driver = make_driver(tmp_path / 'cache',
+                         image_cache_sqlite_db=str(outside))
+    (tmp_path / 'cache').mkdir()
+    with pytest.raises(exception.ConfigError, match='outside'):
+        driver.setup()
+    assert not outside.exists()
+    # One that exists (Glance allows an absolute path) is used as it is.
+    base.GlanceCache(tmp_path / 'other', db_name=str(outside))
+    driver.setup()
+    assert driver.lru_ids() == []

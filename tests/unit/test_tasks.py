@@ -7,6 +7,7 @@ import pytest
 from cache_maint import exception
 from cache_maint import tasks
 from tests import base
+from tests.functional import helpers
 
 
 class FakeRunner:
@@ -74,3 +75,18 @@ def test_a_busy_task_is_skipped_not_failed(tmp_path, caplog):
     run_worker(tmp_path, runner)
     assert any('Periodic prune skipped' in r.getMessage()
                for r in caplog.records)
+
+
+def test_each_task_runs_once_at_start(tmp_path):
+    """A restart or SIGHUP must not push a daily clean a day further."""
+    conf = base.make_conf(tmp_path, cache_clean_interval=86400,
+                          cache_prune_interval=86400)
+    runner = FakeRunner()
+    periodic = tasks.PeriodicTasks(conf, runner)
+    periodic.start()
+    try:
+        helpers.wait_for(lambda: len(runner.calls) == 2, 'the first runs')
+    finally:
+        periodic.stop()
+        periodic.wait(30)
+    assert sorted(call[0] for call in runner.calls) == ['clean', 'prune']
