@@ -68,68 +68,60 @@ def new_id():
     return str(uuid.uuid4())
 
 
-class GlanceCache:
-    """A Glance image cache, built file by file for a test.
+class FileCache:
+    """A Glance image cache directory, built file by file for a test.
 
-    Laid out and recorded exactly as Glance 33's sqlite driver does it.
+    Subclasses record the metadata the way one Glance driver does.
     """
 
-    def __init__(self, path, db_name='cache.db'):
+    driver = None
+
+    def __init__(self, path):
         self.path = str(path)
-        self.db_path = os.path.join(self.path, db_name)
         for sub in ('incomplete', 'invalid', 'queue'):
             os.makedirs(os.path.join(self.path, sub), exist_ok=True)
-        with self._db() as conn:
-            conn.executescript(sqlite_driver.SCHEMA)
 
-    def _db(self):
-        return sqlite3.connect(self.db_path, isolation_level=None)
+    def conf(self, **overrides):
+        """A configuration for this cache and its driver."""
+        return make_conf(self.path, image_cache_driver=self.driver,
+                         **overrides)
 
-    def _write(self, path, size, mtime=None):
+    def _write(self, path, size, mtime=None, atime=None):
         with open(path, 'wb') as f:
             f.write(b'x' * size)
-        if mtime is not None:
-            os.utime(path, (mtime, mtime))
+        if mtime is not None or atime is not None:
+            mtime = time.time() if mtime is None else mtime
+            os.utime(path, (mtime if atime is None else atime, mtime))
 
     def add_image(self, size=KIB, last_accessed=None, hits=0,
                   tracked=True, mtime=None, image_id=None):
-        """Cache an image: its file, and (if tracked) its row."""
+        """Cache an image: its file, and (if tracked) its record."""
         image_id = image_id or new_id()
         now = time.time()
-        self._write(os.path.join(self.path, image_id), size,
-                    now - 3600 if mtime is None else mtime)
+        accessed = now if last_accessed is None else last_accessed
+        path = os.path.join(self.path, image_id)
+        self._write(path, size, now - 3600 if mtime is None else mtime,
+                    accessed if self.records_in_files else None)
         if tracked:
-            accessed = now if last_accessed is None else last_accessed
-            with self._db() as conn:
-                conn.execute(
-                    'INSERT INTO cached_images (image_id, last_accessed, '
-                    'last_modified, hits, size) VALUES (?, ?, ?, ?, ?)',
-                    (image_id, accessed, accessed, hits, size))
+            self.record([(image_id, accessed, size, hits)])
         return image_id
 
     def add_images(self, count, size=KIB, first_accessed=1000.0):
         """Many tracked images at once, accessed one second apart."""
-        ids = [new_id() for _ in range(count)]
+        rows = [(new_id(), first_accessed + i, size, 0)
+                for i in range(count)]
         mtime = time.time() - 3600
-        for image_id in ids:
-            self._write(os.path.join(self.path, image_id), size, mtime)
-        with self._db() as conn:
-            conn.executemany(
-                'INSERT INTO cached_images (image_id, last_accessed, '
-                'last_modified, hits, size) VALUES (?, ?, ?, 0, ?)',
-                [(image_id, first_accessed + i, first_accessed + i, size)
-                 for i, image_id in enumerate(ids)])
-        return ids
+        for image_id, accessed, _size, _hits in rows:
+            self._write(os.path.join(self.path, image_id), size, mtime,
+                        accessed if self.records_in_files else None)
+        self.record(rows)
+        return [row[0] for row in rows]
 
     def add_row(self, image_id=None, size=KIB, last_accessed=None):
-        """A row whose file does not exist."""
+        """A record whose file does not exist."""
         image_id = image_id or new_id()
         accessed = time.time() if last_accessed is None else last_accessed
-        with self._db() as conn:
-            conn.execute(
-                'INSERT INTO cached_images (image_id, last_accessed, '
-                'last_modified, hits, size) VALUES (?, ?, ?, 0, ?)',
-                (image_id, accessed, accessed, size))
+        self.record([(image_id, accessed, size, 0)])
         return image_id
 
     def add_invalid(self, size=KIB, name=None):
@@ -149,12 +141,6 @@ class GlanceCache:
         self._write(path, 0, time.time() - age)
         return image_id
 
-    def rows(self):
-        with self._db() as conn:
-            return {r[0]: r[1:] for r in conn.execute(
-                'SELECT image_id, last_accessed, size, hits '
-                'FROM cached_images')}
-
     def images(self):
         """Names of the regular files in the base dir that are image ids."""
         return {name for name in os.listdir(self.path)
@@ -167,3 +153,43 @@ class GlanceCache:
     def size(self):
         return sum(os.path.getsize(os.path.join(self.path, name))
                    for name in self.images())
+
+    #: True when a file carries its own metadata (atime and xattrs).
+    records_in_files = False
+
+    def record(self, rows):
+        """Record (image_id, last_accessed, size, hits) rows."""
+        raise NotImplementedError
+
+    def rows(self):
+        """{image_id: (last_accessed, size, hits)} of the records."""
+        raise NotImplementedError
+
+
+class SqliteCache(FileCache):
+    """Recorded as Glance 33's sqlite driver does, in cache.db."""
+
+    driver = 'sqlite'
+
+    def __init__(self, path, db_name='cache.db'):
+        super().__init__(path)
+        self.db_path = os.path.join(self.path, db_name)
+        with self._db() as conn:
+            conn.executescript(sqlite_driver.SCHEMA)
+
+    def _db(self):
+        return sqlite3.connect(self.db_path, isolation_level=None)
+
+    def record(self, rows):
+        with self._db() as conn:
+            conn.executemany(
+                'INSERT INTO cached_images (image_id, last_accessed, '
+                'last_modified, hits, size) VALUES (?, ?, ?, ?, ?)',
+                [(image_id, accessed, accessed, hits, size)
+                 for image_id, accessed, size, hits in rows])
+
+    def rows(self):
+        with self._db() as conn:
+            return {r[0]: r[1:] for r in conn.execute(
+                'SELECT image_id, last_accessed, size, hits '
+                'FROM cached_images')}

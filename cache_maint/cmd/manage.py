@@ -36,6 +36,12 @@ def _prune(task_runner, conf):
                  'finished; the next prune finishes the work')
 
 
+def _db_sync(task_runner, conf):
+    created = task_runner.driver.sync_schema()
+    print('Created tables: %s' % ', '.join(created) if created
+          else 'The cache tables already exist; nothing to do.')
+
+
 def _list(task_runner, conf):
     driver = task_runner.driver
     cached = [r.to_dict() for r in driver.list_records()]
@@ -65,7 +71,8 @@ def _print_json(data):
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
-COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list}
+COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list,
+            'db-sync': _db_sync}
 
 
 def _stop_on_signals(stop):
@@ -90,6 +97,11 @@ def _add_parsers(subparsers):
             help='Give up if a run of the same task elsewhere (the service, '
                  'glance-api) still holds the lock after this long; by '
                  'default wait for it.')
+    subparsers.add_parser(
+        'db-sync', help="Create Glance's node_reference and cached_images "
+                        'tables in a standalone database (centralized_db '
+                        "driver); a Glance database is left to "
+                        'glance-manage.')
     parser = subparsers.add_parser('list', help='List cached and queued '
                                                 'images.')
     parser.add_argument('--format', choices=('table', 'json'),
@@ -109,7 +121,10 @@ def main(argv=None):
     driver = None
     try:
         driver = drivers.load_driver(conf)
-        driver.setup()
+        if conf.command.name == 'db-sync':
+            driver.cachedir.prepare()
+        else:
+            driver.setup()
         COMMANDS[conf.command.name](runner.TaskRunner(conf, driver, stop),
                                     conf)
     except exception.CacheMaintError as e:

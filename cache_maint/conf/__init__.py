@@ -12,11 +12,12 @@ from oslo_policy import opts as policy_opts
 
 from cache_maint.conf import api
 from cache_maint.conf import cache
+from cache_maint.conf import database
 from cache_maint.conf import maintenance
 from cache_maint import exception
 
 #: The modules that define cache-maint's own options.
-MODULES = (cache, maintenance, api)
+MODULES = (cache, maintenance, api, database)
 
 
 def register_opts(conf):

@@ -10,6 +10,7 @@ import abc
 import dataclasses
 
 from cache_maint import cachedir
+from cache_maint import exception
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,12 @@ class Driver(abc.ABC):
         """
         lru_ids = self.lru_ids()
         return lru_ids, self.cachedir.scan_images()
+
+    def sync_schema(self):
+        """Create the metadata tables of a standalone database."""
+        raise exception.ConfigError(
+            'db-sync applies to the centralized_db driver only; the %s '
+            'driver creates its metadata itself' % self.name)
 
     def close(self):
         """Release pooled connections; the driver may be used again."""

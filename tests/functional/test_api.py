@@ -25,7 +25,7 @@ class API:
     """The loaded application, a real cache under it, and request helpers."""
 
     def __init__(self, tmp_path, args=(), **overrides):
-        self.cache = base.GlanceCache(tmp_path / 'cache')
+        self.cache = base.SqliteCache(tmp_path / 'cache')
         overrides.setdefault('api__auth_strategy', 'noauth2')
         self.conf = base.make_conf(self.cache.path, args, **overrides)
         self.driver = drivers.load_driver(self.conf)

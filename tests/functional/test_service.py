@@ -19,7 +19,7 @@ KIB = base.KIB
 @pytest.fixture
 def cache(tmp_path):
     """An empty Glance sqlite cache in the test's own directory."""
-    return base.GlanceCache(tmp_path / 'cache')
+    return base.SqliteCache(tmp_path / 'cache')
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from tests import base
 
 
 def test_application_serves_the_api(tmp_path, monkeypatch):
-    cache = base.GlanceCache(tmp_path / 'cache')
+    cache = base.SqliteCache(tmp_path / 'cache')
     for i in range(3):
         cache.add_image(last_accessed=100.0 + i)
     conf = tmp_path / 'cache-maint.conf'

@@ -33,7 +33,7 @@ def test_not_image_ids(name):
 
 
 def test_scan_sees_only_regular_files_named_by_an_id(tmp_path):
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     image = cache.add_image(size=3)
     os.symlink('/etc/passwd', tmp_path / base.new_id())
     os.mkdir(tmp_path / base.new_id())
@@ -47,7 +47,7 @@ def test_scan_sees_only_regular_files_named_by_an_id(tmp_path):
 def test_remove_images_removes_only_regular_files(tmp_path, tmp_path_factory):
     outside = tmp_path_factory.mktemp('outside') / 'target'
     outside.write_text('keep')
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     image = cache.add_image(size=5)
     link = base.new_id()
     os.symlink(outside, tmp_path / link)
@@ -63,7 +63,7 @@ def test_remove_images_removes_only_regular_files(tmp_path, tmp_path_factory):
 
 
 def test_queued_images_in_queue_order(tmp_path):
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     second = cache.queue(age=10)
     first = cache.queue(age=100)
     (tmp_path / 'queue' / 'not-an-id').write_text('')

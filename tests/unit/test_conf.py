@@ -116,7 +116,9 @@ def test_generator_lists_every_option():
                 assert opt.help.strip(), opt.name
 
 
-def test_unavailable_driver_says_which_exist(tmp_path):
+def test_unavailable_driver_says_which_exist(tmp_path, monkeypatch):
+    # An installation whose entry points lost a driver (a broken package).
+    monkeypatch.setattr(drivers, 'available', lambda: ['sqlite'])
     conf = base.make_conf(tmp_path, image_cache_driver='xattr')
     with pytest.raises(exception.ConfigError, match='drivers: sqlite'):
         drivers.load_driver(conf)

@@ -20,7 +20,7 @@ KIB = base.KIB
 
 @pytest.fixture
 def cache(tmp_path):
-    return base.GlanceCache(tmp_path / 'cache')
+    return base.SqliteCache(tmp_path / 'cache')
 
 
 def make_driver(cache, **overrides):

@@ -42,7 +42,7 @@ def test_creates_glances_schema_when_absent(tmp_path):
 
 
 def test_existing_database_is_kept_as_it_is(tmp_path):
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     image_id = cache.add_image(hits=3)
     before = table_sql(cache.db_path)
     make_driver(tmp_path).setup()
@@ -80,7 +80,7 @@ def test_database_removed_later_is_not_recreated(tmp_path):
 
 
 def test_lru_order_and_listing(tmp_path):
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     late = cache.add_image(last_accessed=300.0)
     early = cache.add_image(last_accessed=100.0)
     tie_a = cache.add_image(last_accessed=200.0)
@@ -98,7 +98,7 @@ def test_lru_order_and_listing(tmp_path):
 
 def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_driver, 'FORGET_BATCH', 3)
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     ids = [cache.add_image() for _ in range(10)]
     driver = make_driver(tmp_path)
     driver.setup()
@@ -127,7 +127,7 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
 def test_glance_reads_and_writes_while_we_forget_a_large_cache(
         tmp_path, monkeypatch):
     """glance-api, with its 2 s budget, is never locked out by our deletes."""
-    cache = base.GlanceCache(tmp_path)
+    cache = base.SqliteCache(tmp_path)
     with sqlite3.connect(cache.db_path) as conn:
         conn.executemany(
             'INSERT INTO cached_images (image_id, last_accessed, '
@@ -172,6 +172,6 @@ def test_database_outside_the_cache_is_never_created(tmp_path):
         driver.setup()
     assert not outside.exists()
     # One that exists (Glance allows an absolute path) is used as it is.
-    base.GlanceCache(tmp_path / 'other', db_name=str(outside))
+    base.SqliteCache(tmp_path / 'other', db_name=str(outside))
     driver.setup()
     assert driver.lru_ids() == []

@@ -1,0 +1,188 @@
+"""Glance's ``centralized_db`` cache driver: rows in Glance's database.
+
+All nodes share the ``cached_images`` table; each row belongs to the node
+whose ``node_reference_url`` is its ``worker_self_reference_url``, and the
+files stay on that node. Every statement here is scoped to this node's URL,
+so cache-maint on one node never touches another node's rows. Glance's prune
+loops forever when files have no row; the shared maintenance code does not.
+"""
+
+import datetime
+
+from oslo_log import log as logging
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from cache_maint.drivers import base
+from cache_maint.drivers import glance_tables as tables
+from cache_maint import exception
+
+LOG = logging.getLogger(__name__)
+
+# Ids per DELETE: one short transaction each.
+FORGET_BATCH = 500
+
+_images = tables.cached_images
+_nodes = tables.node_reference
+
+
+def _epoch(moment):
+    """Glance stores naive UTC datetimes; the API speaks epoch seconds."""
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def make_engine(url):
+    """A pooled engine for ``url``.
+
+    ``postgresql://`` means psycopg2 to SQLAlchemy; if only psycopg 3 is
+    installed, it is used instead.
+    """
+    url = sa.engine.make_url(url)
+    if url.drivername == 'postgresql':
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            url = url.set(drivername='postgresql+psycopg')
+    options = {'pool_pre_ping': True}
+    if url.get_backend_name() != 'sqlite':
+        options.update(pool_size=2, max_overflow=4, pool_recycle=3600)
+    return sa.create_engine(url, **options)
+
+
+class CentralizedDbDriver(base.Driver):
+    """Metadata in Glance's own database, scoped to this node."""
+
+    name = 'centralized_db'
+
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._engine = None
+
+    @property
+    def url(self):
+        return self.conf.worker_self_reference_url
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            if not self.conf.database.connection:
+                raise exception.ConfigError(
+                    '[database] connection is not set; the centralized_db '
+                    "driver needs Glance's database")
+            try:
+                self._engine = make_engine(self.conf.database.connection)
+            except (sa_exc.ArgumentError, ImportError) as e:
+                raise exception.ConfigError(
+                    '[database] connection is not a usable SQLAlchemy URL: '
+                    '%s' % e)
+        return self._engine
+
+    def _fail(self, error, doing):
+        safe_url = self.engine.url.render_as_string(hide_password=True)
+        return exception.MetadataError(
+            'cannot %s in the database of [database] connection (%s): %s'
+            % (doing, safe_url, getattr(error, 'orig', None) or error))
+
+    def _node_scope(self):
+        """This node's node_reference_id, as a subquery on its URL."""
+        return (sa.select(_nodes.c.node_reference_id)
+                .where(_nodes.c.node_reference_url == self.url)
+                .scalar_subquery())
+
+    def setup_metadata(self):
+        if not self.url:
+            raise exception.ConfigError(
+                '[DEFAULT] worker_self_reference_url is not set; the '
+                'centralized_db driver needs the URL that names this node '
+                '(the value glance-api uses)')
+        try:
+            present = set(sa.inspect(self.engine).get_table_names())
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the schema')
+        missing = [t.name for t in tables.TABLES if t.name not in present]
+        if missing:
+            raise exception.MetadataError(
+                'the database of [database] connection has no %s table; '
+                'run "glance-manage db sync" for a Glance database, or '
+                '"cache-maint-manage db-sync" for a standalone one'
+                % ' and no '.join(missing))
+        self._ensure_node()
+
+    def _ensure_node(self):
+        """Create this node's node_reference row, as glance-api does."""
+        try:
+            with self.engine.begin() as conn:
+                found = conn.execute(sa.select(_nodes.c.node_reference_id)
+                                     .where(_nodes.c.node_reference_url
+                                            == self.url)).first()
+                if found is None:
+                    conn.execute(_nodes.insert().values(
+                        node_reference_url=self.url))
+                    LOG.info('Registered this node as %s', self.url)
+        except sa_exc.IntegrityError:
+            pass    # glance-api registered it at the same moment
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'register this node')
+
+    def lru_ids(self):
+        query = (sa.select(_images.c.image_id)
+                 .where(_images.c.node_reference_id == self._node_scope())
+                 .order_by(_images.c.last_accessed, _images.c.id))
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).scalars())
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the cached images')
+
+    def list_records(self):
+        columns = _images.c
+        query = (sa.select(columns.image_id, columns.last_accessed,
+                           columns.last_modified, columns.size, columns.hits)
+                 .where(columns.node_reference_id == self._node_scope())
+                 .order_by(columns.image_id))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the cached images')
+        return [base.ImageRecord(row.image_id, _epoch(row.last_accessed),
+                                 _epoch(row.last_modified), row.size,
+                                 row.hits) for row in rows]
+
+    def forget(self, image_ids):
+        image_ids = list(image_ids)
+        deleted = 0
+        try:
+            for start in range(0, len(image_ids), FORGET_BATCH):
+                batch = image_ids[start:start + FORGET_BATCH]
+                with self.engine.begin() as conn:
+                    deleted += conn.execute(_images.delete().where(
+                        _images.c.node_reference_id == self._node_scope(),
+                        _images.c.image_id.in_(batch))).rowcount
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'delete cached image records')
+        return deleted
+
+    def sync_schema(self):
+        """Create Glance's two tables in a standalone database.
+
+        Returns the names created. A database Glance manages is refused:
+        its schema is changed by ``glance-manage db sync`` only.
+        """
+        try:
+            present = set(sa.inspect(self.engine).get_table_names())
+            missing = [t for t in tables.TABLES if t.name not in present]
+            if missing and present & set(tables.GLANCE_MARKERS):
+                raise exception.ConfigError(
+                    'the database of [database] connection is a Glance '
+                    'database without the cache tables; upgrade it with '
+                    '"glance-manage db sync" instead')
+            tables.metadata.create_all(self.engine, tables=missing)
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'create the cache tables')
+        return [t.name for t in missing]
+
+    def close(self):
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
