@@ -9,6 +9,7 @@ from oslo_concurrency import lockutils
 import pytest
 
 from tests import base
+from tests import caches
 from tests.functional import helpers
 
 KIB = base.KIB
@@ -395,3 +396,40 @@ class TestLockMessage:
         lock = os.path.join(cache.path, 'glance-cache-prune')
         assert ' %s' % lock in result.stderr
         assert "b'" not in result.stderr
+
+
+class TestCentralizedDb:
+    """The centralized_db driver from the command line, on an SQLite file."""
+
+    def test_db_sync_then_prune(self, tmp_path, cache, configure):
+        glance_db = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        config = configure(image_cache_driver='centralized_db',
+                           worker_self_reference_url=caches.NODE_URL,
+                           image_cache_max_size=2 * KIB)
+        with open(config, 'a') as f:
+            f.write('\n[database]\nconnection = %s\n' % glance_db)
+
+        missing = manage(config, 'prune')
+        assert missing.returncode != 0
+        assert 'db-sync' in missing.stderr
+
+        created = manage(config, 'db-sync')
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.strip() == (
+            'Created tables: node_reference, cached_images')
+        again = manage(config, 'db-sync')
+        assert 'already exist' in again.stdout
+
+        central = caches.CentralCache(cache.path, glance_db)
+        try:
+            ids = [central.add_image(last_accessed=1000.0 + i)
+                   for i in range(4)]
+            assert ok_json(manage(config, 'prune')) == {
+                'total_files_pruned': 2, 'total_bytes_pruned': 2 * KIB}
+            assert central.images() == set(ids[2:])
+            assert set(central.rows()) == set(ids[2:])
+            listed = ok_json(manage(config, 'list', '--format', 'json'))
+            assert [r['image_id'] for r in listed['cached_images']] == \
+                sorted(ids[2:])
+        finally:
+            central.close()
