@@ -76,6 +76,14 @@ class Removal:
 _DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
 
 
+def _exists(name, dir_fd):
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 class _Outcome:
     """Collects what a series of unlinks did, for a Removal."""
 
@@ -256,6 +264,30 @@ class CacheDir:
                 if not outcome.unlink(fd, entry.name, st, where):
                     break
         return outcome.removal()
+
+    def queue_image(self, image_id):
+        """Queue an image for caching, as Glance does.
+
+        Returns False if it is already cached, being cached, or queued.
+        """
+        if not is_image_id(image_id):
+            raise ValueError('not an image id: %r' % (image_id,))
+        if self.has_image(image_id):
+            return False
+        with self._open_subdir(INCOMPLETE) as incomplete:
+            if incomplete is not None and _exists(image_id, incomplete):
+                return False
+        with self._open_subdir(QUEUE) as queue:
+            if queue is None:
+                raise exception.CacheDirError(
+                    'the queue directory of %s is missing' % self.path)
+            try:
+                os.close(os.open(image_id, os.O_WRONLY | os.O_CREAT
+                                 | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                                 dir_fd=queue))
+            except FileExistsError:
+                return False
+        return True
 
     def queued_images(self):
         """Return the ids queued for caching, oldest first (Glance's order)."""

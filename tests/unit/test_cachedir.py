@@ -96,3 +96,21 @@ def test_prepare_refuses_a_read_only_directory(tmp_path):
         with pytest.raises(exception.ConfigError, match='not writable'):
             cachedir.CacheDir(str(cache)).prepare()
         assert os.listdir(cache) == []
+
+
+def test_queue_image_as_glance_does(tmp_path):
+    cache = base.SqliteCache(tmp_path)
+    cached = cache.add_image()
+    downloading = cache.add_incomplete()
+    queued = cache.queue()
+    directory = cachedir.CacheDir(str(tmp_path))
+    new = base.new_id()
+    assert directory.queue_image(new)
+    assert not directory.queue_image(new)
+    assert not directory.queue_image(cached)
+    assert not directory.queue_image(downloading)
+    assert not directory.queue_image(queued)
+    assert set(directory.queued_images()) == {queued, new}
+    assert os.path.getsize(tmp_path / 'queue' / new) == 0
+    with pytest.raises(ValueError):
+        directory.queue_image('../../etc/passwd')
