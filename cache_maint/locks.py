@@ -44,13 +44,21 @@ class LockBusy(Exception):
         self.elsewhere = elsewhere
 
 
+#: With the xattr driver and no lock_path, locks live here, in the cache.
+XATTR_LOCK_DIR = '.cache-maint-locks'
+
+
 def lock_path(conf):
     """Where the lock files live.
 
-    An operator's ``[oslo_concurrency] lock_path`` wins. Otherwise it is the
-    cache directory: glance-api replaces oslo.concurrency's own default
-    (``$OSLO_LOCK_PATH``) with it, so we must as well, or the two would lock
-    different files.
+    An operator's ``[oslo_concurrency] lock_path`` wins. Otherwise, for the
+    sqlite and centralized_db drivers, it is the cache directory: glance-api
+    replaces oslo.concurrency's own default (``$OSLO_LOCK_PATH``) with it, so
+    we must as well, or the two would lock different files. Glance's xattr
+    driver sets no default (its clean and prune endpoints fail without
+    lock_path) and lists every regular file of the cache directory as an
+    image, lock files included; so there they go in a subdirectory, which
+    Glance never lists.
     """
     lockutils.get_lock_path(conf)    # registers the option if needed
     location = conf.get_location('lock_path', 'oslo_concurrency')
@@ -58,6 +66,8 @@ def lock_path(conf):
             location.location.is_user_controlled
             or location.location == cfg.Locations.set_override):
         return conf.oslo_concurrency.lock_path
+    if conf.image_cache_driver.lower() == 'xattr':
+        return os.path.join(conf.image_cache_dir, XATTR_LOCK_DIR)
     return conf.image_cache_dir
 
 
@@ -94,10 +104,12 @@ def hold(conf, name, wait=None, stop_event=None):
     """
     directory = lock_path(conf)
     path = os.path.join(directory, name)
-    if directory == conf.image_cache_dir and not os.path.isdir(directory):
+    cache_dir = os.path.abspath(conf.image_cache_dir)
+    inside = os.path.commonpath([os.path.abspath(directory), cache_dir])
+    if inside == cache_dir and not os.path.isdir(cache_dir):
         raise exception.CacheDirError(
-            'image cache directory %s (also the lock path) does not exist'
-            % directory)
+            'image cache directory %s (which holds the lock path) does not '
+            'exist' % conf.image_cache_dir)
     deadline = None if wait is None else time.monotonic() + wait
     local = _process_lock(path)
     if not _retry(lambda: local.acquire(blocking=False), deadline,

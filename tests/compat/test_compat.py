@@ -36,25 +36,23 @@ class Node:
         self.driver = driver
         self.connection = connection
         self.node_url = 'http://%s.example.org:9292' % name
-        self.lock_path = str(tmp_path / 'locks')
         self.config = str(tmp_path / ('%s.conf' % name))
         self.log = str(tmp_path / ('%s.log' % name))
         self.glance = glance_cache.GlanceImageCache(
             self.path, driver, max_size, connection=connection,
-            node_url=self.node_url, lock_path=self.lock_path)
+            node_url=self.node_url)
         self.set_limit(max_size)
 
     def set_limit(self, max_size):
         """The same limit for Glance and for cache-maint."""
         self.glance.max_size = max_size
+        # No lock_path: cache-maint's defaults must keep its lock files out
+        # of Glance's listing (xattr lists every regular file as an image).
         sections = {'DEFAULT': {
             'image_cache_dir': self.path, 'image_cache_driver': self.driver,
             'image_cache_max_size': max_size, 'image_cache_stall_time': 3600,
             'worker_self_reference_url': self.node_url,
-            'log_file': self.log},
-            # xattr counts every regular file as an image, lock files too:
-            # keep them out of the cache dir, as Glance's xattr users must.
-            'oslo_concurrency': {'lock_path': self.lock_path}}
+            'log_file': self.log}}
         if self.connection:
             sections['database'] = {'connection': self.connection}
         helpers.write_config(self.config, sections)
@@ -335,8 +333,7 @@ def test_glance_xattr_prune_lists_the_directory_per_victim(tmp_path):
     assert len(listings) > 20
 
     driver = drivers.load_driver(base.make_conf(
-        ours.path, image_cache_driver='xattr',
-        oslo_concurrency__lock_path=ours.lock_path))
+        ours.path, image_cache_driver='xattr'))
     driver.setup()
     scans = []
     real_scan = driver.cachedir.scan_images

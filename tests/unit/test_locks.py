@@ -189,3 +189,13 @@ def test_a_failed_wait_does_not_keep_the_lock_file_open(tmp_path):
         assert set(os.listdir('/proc/self/fd')) == fds_before
     finally:
         holder.communicate('\n', timeout=30)
+
+
+def test_xattr_locks_stay_out_of_glances_listing(tmp_path):
+    # Glance's xattr driver lists every regular file of the cache dir as an
+    # image; a subdirectory is never listed.
+    conf = base.make_conf(tmp_path, image_cache_driver='xattr')
+    with locks.TaskLocks(conf).hold('prune', wait=0):
+        pass
+    assert not (tmp_path / 'glance-cache-prune').exists()
+    assert (tmp_path / locks.XATTR_LOCK_DIR / 'glance-cache-prune').exists()
