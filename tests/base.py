@@ -4,6 +4,9 @@ import contextlib
 import os
 import sqlite3
 import subprocess
+import sys
+import textwrap
+import threading
 import time
 import uuid
 
@@ -13,6 +16,7 @@ from cache_maint import cachedir
 import cache_maint.cmd  # noqa: F401  (selects oslo.service's backend first)
 from cache_maint import conf as cm_conf
 from cache_maint.drivers import sqlite as sqlite_driver
+from cache_maint import locks
 
 KIB = 1024
 
@@ -62,6 +66,47 @@ def read_only(path):
         subprocess.run(['umount', path], check=True)
         os.rmdir(path)
         os.rename(saved, path)
+
+
+@contextlib.contextmanager
+def task_held(conf, task):
+    """Hold a task's locks from another thread; yield a release Event."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with locks.TaskLocks(conf).hold(task, wait=0):
+            inside.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(30)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(lock_path, name):
+    """Hold an fcntl lock file the way glance-api does, from a process."""
+    script = textwrap.dedent('''
+        import sys
+        from oslo_concurrency import lockutils
+        lock = lockutils.external_lock(sys.argv[2], lock_path=sys.argv[1])
+        lock.acquire()
+        print('held', flush=True)
+        sys.stdin.readline()
+    ''')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', script, str(lock_path), name],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        yield
+    finally:
+        holder.communicate('\n', timeout=30)
 
 
 def new_id():

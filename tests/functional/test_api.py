@@ -229,44 +229,21 @@ class TestErrors:
 
     def test_busy_task_is_a_conflict_after_the_wait(self, tmp_path):
         api = API(tmp_path, api__task_wait_timeout=0)
-        inside, release = threading.Event(), threading.Event()
-
-        def hold():
-            with api.runner._locks.hold('prune', wait=0):
-                inside.set()
-                release.wait(10)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        inside.wait(10)
-        try:
+        with base.task_held(api.conf, 'prune'):
             response = api.request('POST', '/v2/cache/prune')
             message = assert_json_error(response, 409)
             assert 'already in progress' in message
             # clean is a different task and runs.
             assert api.request('POST', '/v2/cache/clean').status_int == 200
-        finally:
-            release.set()
-            holder.join()
 
     def test_a_request_waits_for_the_run_in_progress(self, tmp_path):
         api = API(tmp_path, api__task_wait_timeout=30)
         for i in range(3):
             api.cache.add_image(last_accessed=100.0 + i)
         api.conf.set_override('image_cache_max_size', 0)
-        inside, release = threading.Event(), threading.Event()
-
-        def hold():
-            with api.runner._locks.hold('prune', wait=0):
-                inside.set()
-                release.wait(10)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        inside.wait(10)
-        threading.Timer(0.3, release.set).start()
-        response = api.request('POST', '/v2/cache/prune')
-        holder.join()
+        with base.task_held(api.conf, 'prune') as release:
+            threading.Timer(0.3, release.set).start()
+            response = api.request('POST', '/v2/cache/prune')
         assert response.json['total_files_pruned'] == 3
 
     def test_a_failing_run_is_a_clear_error(self, api):

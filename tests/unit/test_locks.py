@@ -3,9 +3,6 @@ through Glance's own lock files.
 """
 
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 
 import pytest
@@ -86,25 +83,10 @@ def test_a_waiter_runs_after_the_holder(task_locks):
 
 def test_another_process_holding_glances_lock(tmp_path, task_locks):
     # What glance-api's POST /v2/cache/prune does: hold the fcntl lock.
-    script = textwrap.dedent('''
-        import sys, time
-        from oslo_concurrency import lockutils
-        lock = lockutils.external_lock('glance-cache-prune',
-                                       lock_path=sys.argv[1])
-        lock.acquire()
-        print('held', flush=True)
-        sys.stdin.readline()
-    ''')
-    holder = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout.readline().strip() == 'held'
+    with base.lock_held_by_another_process(tmp_path, 'glance-cache-prune'):
         with pytest.raises(exception.TaskInProgress, match='another process'):
             with task_locks.hold('prune', wait=0.3):
                 pass
-    finally:
-        holder.communicate('\n', timeout=30)
     with task_locks.hold('prune', wait=5):
         pass
 
@@ -167,35 +149,10 @@ def test_an_unusable_lock_file_is_a_clear_error(tmp_path):
 
 
 def test_a_failed_wait_does_not_keep_the_lock_file_open(tmp_path):
-    script = textwrap.dedent('''
-        import sys
-        from oslo_concurrency import lockutils
-        lock = lockutils.external_lock('glance-cache-clean',
-                                       lock_path=sys.argv[1])
-        lock.acquire()
-        print('held', flush=True)
-        sys.stdin.readline()
-    ''')
-    holder = subprocess.Popen([sys.executable, '-c', script, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
     task_locks = locks.TaskLocks(base.make_conf(tmp_path))
-    try:
-        assert holder.stdout.readline().strip() == 'held'
+    with base.lock_held_by_another_process(tmp_path, 'glance-cache-clean'):
         fds_before = set(os.listdir('/proc/self/fd'))
         with pytest.raises(exception.TaskInProgress):
             with task_locks.hold('clean', wait=0.1):
                 pass
         assert set(os.listdir('/proc/self/fd')) == fds_before
-    finally:
-        holder.communicate('\n', timeout=30)
-
-
-def test_xattr_locks_stay_out_of_glances_listing(tmp_path):
-    # Glance's xattr driver lists every regular file of the cache dir as an
-    # image; a subdirectory is never listed.
-    conf = base.make_conf(tmp_path, image_cache_driver='xattr')
-    with locks.TaskLocks(conf).hold('prune', wait=0):
-        pass
-    assert not (tmp_path / 'glance-cache-prune').exists()
-    assert (tmp_path / locks.XATTR_LOCK_DIR / 'glance-cache-prune').exists()
