@@ -289,6 +289,24 @@ class CacheDir:
                 return False
         return True
 
+    def unqueue(self, image_id):
+        """Remove an image from the queue; False if it was not queued."""
+        with self._open_subdir(QUEUE) as queue:
+            if queue is None:
+                return False
+            try:
+                st = os.stat(image_id, dir_fd=queue, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            outcome = _Outcome()
+            outcome.unlink(queue, image_id, st,
+                           os.path.join(self.path, QUEUE))
+        if outcome.fatal:
+            raise exception.CacheDirError(outcome.fatal)
+        return bool(outcome.removed)
+
     def queued_images(self):
         """Return the ids queued for caching, oldest first (Glance's order)."""
         with self._open_subdir(QUEUE) as fd:

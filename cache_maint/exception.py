@@ -56,3 +56,34 @@ class PolicyNotAuthorized(CacheMaintError):
 
     code = 403
     public_fmt = 'You are not authorized to complete {action} action.'
+
+
+class InvalidImageId(CacheMaintError):
+    """An image id that is not a well-formed UUID."""
+
+    code = 400
+    public_fmt = ('Invalid image id: an image id is a UUID of the form '
+                  'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.')
+
+
+class InvalidClearTarget(CacheMaintError):
+    """An x-image-cache-clear-target that is not cache, queue or both."""
+
+    code = 400
+    public_fmt = ('x-image-cache-clear-target must be "cache", "queue", '
+                  '"both" or empty (both).')
+
+
+class ImageNotCached(CacheMaintError):
+    """The image is neither cached nor queued on this node."""
+
+    code = 404
+    public_fmt = 'The image is neither cached nor queued.'
+
+
+class CachedNodesUnsupported(CacheMaintError):
+    """Only the centralized_db driver knows which nodes cache an image."""
+
+    code = 409
+    public_fmt = ('Listing the nodes that cache an image needs the '
+                  'centralized_db cache driver.')

@@ -1,6 +1,10 @@
 """Compose the WSGI application: the middleware stack, in code."""
 
+from oslo_middleware import cors
+from oslo_middleware import healthcheck
+from oslo_middleware import http_proxy_to_wsgi
 from oslo_middleware import request_id
+from oslo_middleware import sizelimit
 
 from cache_maint.api import auth
 from cache_maint.api import dispatch
@@ -23,6 +27,20 @@ class _PublicBypass:
         return self._authenticated(environ, start_response)
 
 
+class _Mount:
+    """Serve one path with its own application (``/healthcheck``)."""
+
+    def __init__(self, application, path, mounted):
+        self._application = application
+        self._path = path
+        self._mounted = mounted
+
+    def __call__(self, environ, start_response):
+        if environ.get('PATH_INFO') == self._path:
+            return self._mounted(environ, start_response)
+        return self._application(environ, start_response)
+
+
 class _Inject:
     """Put the runtime objects into the environ for the handlers."""
 
@@ -38,13 +56,18 @@ class _Inject:
 def loadapp(conf, runner):
     """Build the API application around a TaskRunner.
 
-    From the outside in: every request gets an ``x-openstack-request-id``
-    and a log line; the fault wrapper turns whatever escapes into a JSON
-    500 (inside those two, so a failure is still logged with its id); the
-    runtime objects are injected; public routes skip authentication;
-    otherwise the auth strategy checks the token (its errors made JSON) and
-    sets the identity headers, from which the context middleware builds the
-    request context that the handlers check policies against.
+    Listed from the inside out. The router dispatches to the handlers; the
+    context middleware builds the request context the handlers check
+    policies against, from the identity headers that the auth strategy
+    sets once the token checks out (its own errors made JSON). Public
+    routes (discovery) skip authentication. The runtime objects are
+    injected for the handlers, and the fault wrapper turns whatever escapes
+    into a JSON 500. Outside those come the operator's middleware:
+    ``/healthcheck``, the request body size limit, CORS (only if
+    ``[cors] allowed_origin`` is set), proxy headers (only if
+    ``[oslo_middleware] enable_proxy_headers_parsing`` is set), one log
+    line per request, and, outermost, the ``x-openstack-request-id``
+    that every response carries and every log line names.
     """
     dispatcher = dispatch.Dispatcher(router.Router(router.ROUTES))
     authenticated = auth.ContextMiddleware(dispatcher,
@@ -58,5 +81,12 @@ def loadapp(conf, runner):
     application = _Inject(application, {util.RUNNER_KEY: runner,
                                         util.CONF_KEY: conf})
     application = dispatch.FaultWrapper(application)
+    application = _Mount(application, '/healthcheck',
+                         healthcheck.Healthcheck(None, conf))
+    application = dispatch.JSONErrors(
+        sizelimit.RequestBodySizeLimiter(application, conf))
+    if conf.cors.allowed_origin:
+        application = cors.CORS(application, conf)
+    application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, conf)
     application = requestlog.RequestLog(application)
     return request_id.RequestId(application)

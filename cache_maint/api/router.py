@@ -16,18 +16,26 @@ from cache_maint.api.handlers import cache
 from cache_maint.api.handlers import schemas
 from cache_maint.api.handlers import versions
 
+# Literal paths are tried before templates, in this order: /v2/cache/clean
+# is the clean route, never an image called "clean".
 ROUTES = {
     '/': {'GET': versions.multiple_choices},
     '/versions': {'GET': versions.list_versions},
+    '/v2': {'GET': versions.list_versions},
+    '/v2/': {'GET': versions.list_versions},
     '/v2/schemas/metadefs/resource_type': {
         'GET': schemas.get_resource_type_schema},
+    '/v2/cache': {'GET': cache.list_cache, 'DELETE': cache.clear_cache},
     '/v2/cache/clean': {'POST': cache.clean_cache},
     '/v2/cache/prune': {'POST': cache.prune_cache},
+    '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
+    '/v2/cache/{image_id}': {'PUT': cache.queue_image,
+                             'DELETE': cache.delete_image},
 }
 
 #: Routes served without authentication: version discovery and a static
 #: schema, which Glance's clients fetch before anything else.
-PUBLIC_PATHS = frozenset({'/', '/versions',
+PUBLIC_PATHS = frozenset({'/', '/versions', '/v2', '/v2/',
                           '/v2/schemas/metadefs/resource_type'})
 
 

@@ -8,6 +8,9 @@ import socket
 from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_middleware import cors
+from oslo_middleware import http_proxy_to_wsgi
+from oslo_middleware import sizelimit
 from oslo_policy import opts as policy_opts
 
 from cache_maint.conf import api
@@ -27,6 +30,9 @@ def register_opts(conf):
     logging.register_options(conf)
     policy_opts.set_defaults(conf)
     lockutils.get_lock_path(conf)     # registers [oslo_concurrency]
+    conf.register_opts(sizelimit.OPTS, group='oslo_middleware')
+    conf.register_opts(http_proxy_to_wsgi.OPTS, group='oslo_middleware')
+    conf.register_opts(cors.CORS_OPTS, group='cors')
 
 
 def check(conf):

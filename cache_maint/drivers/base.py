@@ -78,6 +78,11 @@ class Driver(abc.ABC):
         lru_ids = self.lru_ids()
         return lru_ids, self.cachedir.scan_images()
 
+    def cached_nodes(self, image_id):
+        """URLs of the nodes whose cache holds the image."""
+        raise exception.CachedNodesUnsupported(
+            'cached nodes asked of the %s driver' % self.name)
+
     def sync_schema(self):
         """Create the metadata tables of a standalone database."""
         raise exception.ConfigError(

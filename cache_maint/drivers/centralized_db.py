@@ -149,6 +149,18 @@ class CentralizedDbDriver(base.Driver):
                                  _epoch(row.last_modified), row.size,
                                  row.hits) for row in rows]
 
+    def cached_nodes(self, image_id):
+        query = (sa.select(_nodes.c.node_reference_url)
+                 .join(_images, _images.c.node_reference_id
+                       == _nodes.c.node_reference_id)
+                 .where(_images.c.image_id == image_id)
+                 .order_by(_nodes.c.node_reference_url))
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).scalars())
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the cached nodes')
+
     def forget(self, image_ids):
         image_ids = list(image_ids)
         deleted = 0

@@ -11,10 +11,42 @@ from cache_maint.policies import base
 
 ADMIN = base.ADMIN
 
+LIST = 'cache_list'
+IMAGE = 'cache_image'
+DELETE = 'cache_delete'
+NODES = 'list_cached_nodes'
 CLEAN = 'cache_clean'
 PRUNE = 'cache_prune'
 
 rules = [
+    policy.DocumentedRuleDefault(
+        name=LIST,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='List the cached and the queued images.',
+        operations=[{'path': '/v2/cache', 'method': 'GET'}]),
+    policy.DocumentedRuleDefault(
+        name=IMAGE,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='Queue an image for caching.',
+        operations=[{'path': '/v2/cache/{image_id}', 'method': 'PUT'}]),
+    policy.DocumentedRuleDefault(
+        name=DELETE,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='Delete one image, or all, from the cache and/or the '
+                    'queue.',
+        operations=[{'path': '/v2/cache', 'method': 'DELETE'},
+                    {'path': '/v2/cache/{image_id}', 'method': 'DELETE'}]),
+    policy.DocumentedRuleDefault(
+        name=NODES,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='List the nodes that have cached an image '
+                    '(centralized_db driver).',
+        operations=[{'path': '/v2/cache/nodes/{image_id}',
+                     'method': 'GET'}]),
     policy.DocumentedRuleDefault(
         name=CLEAN,
         check_str=ADMIN,

@@ -192,9 +192,15 @@ class TestAccess:
 
 class TestErrors:
     def test_unknown_path(self, api):
-        for path in ('/v2/cache/compact', '/v3/cache/prune', '/v2/cache/',
+        for path in ('/v3/cache/prune', '/v2/cache/', '/v2/images',
                      '/v2/cache/prune/', '/v2/cache/prune/extra'):
             assert_json_error(api.request('POST', path), 404)
+
+    def test_post_on_an_image_is_not_allowed(self, api):
+        # As in Glance: /v2/cache/{image_id} takes PUT and DELETE only.
+        response = api.request('POST', '/v2/cache/compact')
+        assert_json_error(response, 405)
+        assert response.headers['Allow'] == 'DELETE, PUT'
 
     @pytest.mark.parametrize('method', ['GET', 'PUT', 'DELETE', 'PATCH'])
     def test_wrong_method_lists_allowed_ones(self, api, method):
@@ -407,3 +413,154 @@ def test_log_context_does_not_leak_between_requests(api):
     assert context.get_current().user_id == 'admin'
     api.request('GET', '/versions', token=None)
     assert context.get_current().user_id is None
+
+
+class TestCacheRoutes:
+    """Glance's other cache routes: list, queue, delete, clear, nodes."""
+
+    def test_list(self, api):
+        image = api.cache.add_image(size=3 * KIB, last_accessed=1000.5,
+                                    hits=2)
+        queued = api.cache.queue()
+        response = api.request('GET', '/v2/cache')
+        assert response.status_int == 200
+        assert response.json == {
+            'cached_images': [{'image_id': image, 'last_accessed': 1000.5,
+                               'last_modified': 1000.5, 'size': 3 * KIB,
+                               'hits': 2}],
+            'queued_images': [queued]}
+
+    def test_queue(self, api):
+        image = base.new_id()
+        response = api.request('PUT', '/v2/cache/%s' % image,
+                               headers={'Content-Type':
+                                        'application/octet-stream'})
+        assert response.status_int == 202
+        assert response.body == b''
+        assert api.cache.listdir('queue') == {image}
+        # Queueing again, or queueing a cached image, changes nothing.
+        cached = api.cache.add_image()
+        for again in (image, cached):
+            assert api.request('PUT', '/v2/cache/%s' % again).status_int \
+                == 202
+        assert api.cache.listdir('queue') == {image}
+
+    @pytest.mark.parametrize('method', ['PUT', 'DELETE'])
+    @pytest.mark.parametrize('image_id', [
+        'not-a-uuid', '..', '%2e%2e%2fetc', 'x' * 300,
+        '3b2c1a7e6a4f4d1e9c2b0f1e2d3c4b5a'])
+    def test_malformed_ids_are_refused(self, api, method, image_id):
+        response = api.request(method, '/v2/cache/%s' % image_id)
+        assert response.status_int in (400, 404)
+        assert_json_error(response, response.status_int)
+        assert api.cache.listdir('queue') == set()
+
+    def test_delete_one(self, api):
+        cached = api.cache.add_image()
+        queued = api.cache.queue()
+        for image in (cached, queued):
+            response = api.request('DELETE', '/v2/cache/%s' % image)
+            assert response.status_int == 204
+            assert response.body == b''
+            assert 'Content-Type' not in response.headers
+        assert api.cache.images() == set()
+        assert api.cache.rows() == {}
+        assert api.cache.listdir('queue') == set()
+        assert_json_error(api.request('DELETE', '/v2/cache/%s' % cached),
+                          404)
+
+    def test_delete_a_link_named_like_an_image(self, api, tmp_path):
+        canary = tmp_path / 'canary'
+        canary.write_text('keep')
+        link = base.new_id()
+        os.symlink(canary, os.path.join(api.cache.path, link))
+        os.symlink(canary, os.path.join(api.cache.path, 'queue', link))
+        assert_json_error(api.request('DELETE', '/v2/cache/%s' % link), 404)
+        assert canary.read_text() == 'keep'
+
+    @pytest.mark.parametrize('target, cache_left, queue_left', [
+        (None, False, False), ('', False, False), ('both', False, False),
+        ('cache', False, True), ('queue', True, False),
+        ('CACHE', False, True)])
+    def test_clear(self, api, target, cache_left, queue_left):
+        images = {api.cache.add_image() for _ in range(3)}
+        queued = {api.cache.queue() for _ in range(2)}
+        headers = {} if target is None else {
+            'x-image-cache-clear-target': target}
+        response = api.request('DELETE', '/v2/cache', headers=headers)
+        assert response.status_int == 204
+        assert response.body == b''
+        assert api.cache.images() == (images if cache_left else set())
+        assert set(api.cache.rows()) == (images if cache_left else set())
+        assert api.cache.listdir('queue') == (queued if queue_left
+                                              else set())
+        # Lock files and the database are not images: they stay.
+        assert {'cache.db'} <= api.cache.listdir()
+
+    def test_clear_with_a_bad_target_changes_nothing(self, api):
+        image = api.cache.add_image()
+        response = api.request('DELETE', '/v2/cache',
+                               headers={'x-image-cache-clear-target': 'all'})
+        assert_json_error(response, 400)
+        assert api.cache.images() == {image}
+
+    def test_nodes_need_centralized_db(self, api):
+        response = api.request('GET', '/v2/cache/nodes/%s' % base.new_id())
+        assert_json_error(response, 409)
+
+    def test_nodes_with_centralized_db(self, tmp_path):
+        from tests import caches
+        central = caches.CentralCache(tmp_path / 'cache',
+                                      'sqlite:///%s' % (tmp_path / 'g.db'))
+        image = central.add_image()
+        central.record([(image, 1.0, KIB, 0)],
+                       node_url=caches.OTHER_NODE_URL)
+        conf = central.conf(api__auth_strategy='noauth2')
+        driver = drivers.load_driver(conf)
+        driver.setup()
+        app = deploy.loadapp(conf, runner.TaskRunner(conf, driver))
+        req = webob.Request.blank('/v2/cache/nodes/%s' % image,
+                                  headers={'X-Auth-Token': 'admin'})
+        response = req.get_response(app)
+        assert response.status_int == 200
+        assert response.json == sorted([caches.NODE_URL,
+                                        caches.OTHER_NODE_URL])
+        central.close()
+
+    def test_v2_discovery(self, api):
+        for path in ('/v2', '/v2/'):
+            response = api.request('GET', path, token=None)
+            assert response.status_int == 200
+            assert response.json['versions'][0]['id'] == 'v2.18'
+
+    def test_healthcheck(self, api):
+        response = api.request('GET', '/healthcheck', token=None)
+        assert response.status_int == 200
+
+    def test_body_size_limit(self, tmp_path):
+        api = API(tmp_path, oslo_middleware__max_request_body_size=64)
+        response = api.request('POST', '/v2/cache/prune', body=b' ' * 200)
+        assert_json_error(response, 413)
+
+    def test_cors_only_when_configured(self, tmp_path, api):
+        headers = {'Origin': 'https://dashboard.example.org'}
+        response = api.request('GET', '/versions', headers=headers)
+        assert 'Access-Control-Allow-Origin' not in response.headers
+        configured = API(tmp_path / 'cors',
+                         cors__allowed_origin=['https://dashboard.'
+                                               'example.org'])
+        response = configured.request('GET', '/versions', headers=headers)
+        assert response.headers['Access-Control-Allow-Origin'] == \
+            'https://dashboard.example.org'
+
+    def test_proxy_headers_only_when_enabled(self, tmp_path, api):
+        headers = {'X-Forwarded-Proto': 'https',
+                   'X-Forwarded-Host': 'cache.example.org'}
+        href = api.request('GET', '/versions', headers=headers).json[
+            'versions'][0]['links'][0]['href']
+        assert href == 'http://localhost/v2/'
+        enabled = API(tmp_path / 'proxy',
+                      oslo_middleware__enable_proxy_headers_parsing=True)
+        href = enabled.request('GET', '/versions', headers=headers).json[
+            'versions'][0]['links'][0]['href']
+        assert href == 'https://cache.example.org/v2/'

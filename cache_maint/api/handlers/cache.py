@@ -1,7 +1,56 @@
-"""Handlers of the image cache maintenance routes."""
+"""Handlers of Glance's image cache routes."""
+
+import webob
 
 from cache_maint.api import util
+from cache_maint import images
 from cache_maint.policies import cache as policies
+
+
+def _driver(req, policy):
+    """Check the policy first, then hand out the cache's driver."""
+    req.environ[util.CONTEXT_KEY].can(policy)
+    return req.environ[util.RUNNER_KEY].driver
+
+
+def _no_content(status=204):
+    response = webob.Response(status=status)
+    del response.content_type    # an empty answer has no type either
+    return response
+
+
+def list_cache(req):
+    """GET /v2/cache : the cached images and the queue."""
+    return util.json_response(200, images.list_cache(
+        _driver(req, policies.LIST)))
+
+
+def queue_image(req, image_id):
+    """PUT /v2/cache/{image_id} : queue an image for caching."""
+    driver = _driver(req, policies.IMAGE)
+    util.read_empty_body(req)
+    images.queue(driver, image_id)
+    return _no_content(202)
+
+
+def delete_image(req, image_id):
+    """DELETE /v2/cache/{image_id} : drop an image from cache and queue."""
+    images.delete(_driver(req, policies.DELETE), image_id)
+    return _no_content()
+
+
+def clear_cache(req):
+    """DELETE /v2/cache : empty the cache, the queue, or both."""
+    driver = _driver(req, policies.DELETE)
+    target = req.headers.get('x-image-cache-clear-target', '').strip()
+    images.clear(driver, target.lower() or 'both')
+    return _no_content()
+
+
+def list_cached_nodes(req, image_id):
+    """GET /v2/cache/nodes/{image_id} : the nodes caching an image."""
+    return util.json_response(200, images.cached_nodes(
+        _driver(req, policies.NODES), image_id))
 
 
 def _run(req, policy, task):
