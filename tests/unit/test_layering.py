@@ -48,6 +48,11 @@ FORBIDDEN = {
                         'cache_maint.cmd', 'cache_maint.drivers.sqlite'),
     'cache_maint.runner': ('cache_maint.api', 'cache_maint.service',
                            'cache_maint.cmd'),
+    'cache_maint.images': ('cache_maint.drivers.sqlite',
+                           'cache_maint.drivers.xattr',
+                           'cache_maint.drivers.centralized_db',
+                           'cache_maint.runner')
+    + _SERVICE,
     'cache_maint.conf': ('cache_maint.drivers', 'cache_maint.api',
                          'cache_maint.service', 'cache_maint.cmd'),
 }
