@@ -24,6 +24,7 @@ import stat
 from oslo_log import log as logging
 
 from cache_maint import exception
+from cache_maint import removal
 
 LOG = logging.getLogger(__name__)
 
@@ -55,65 +56,12 @@ class CachedFile:
     atime: float
 
 
-@dataclasses.dataclass(frozen=True)
-class Removal:
-    """What removing a set of files did.
-
-    ``removed`` we unlinked, freeing ``bytes_freed``; ``vanished`` were
-    already gone; ``failed`` could not be removed (and were logged).
-    ``fatal`` says why removal stopped early, on an error that dooms every
-    file of the directory (read-only, permission denied).
-    """
-
-    removed: tuple = ()
-    bytes_freed: int = 0
-    vanished: tuple = ()
-    failed: tuple = ()
-    fatal: str = None
-
-
-# Errors that hold for a whole directory: no point trying the next file.
-_DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
-
-
 def _exists(name, dir_fd):
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
-
-
-class _Outcome:
-    """Collects what a series of unlinks did, for a Removal."""
-
-    def __init__(self):
-        self.removed, self.vanished, self.failed = [], [], []
-        self.freed = 0
-        self.fatal = None
-
-    def unlink(self, dir_fd, name, st, where):
-        """Unlink ``name``; False if the whole directory is doomed."""
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            self.vanished.append(name)
-        except OSError as e:
-            self.failed.append(name)
-            if e.errno in _DIRECTORY_ERRORS:
-                self.fatal = 'cannot remove files from %s: %s' % (
-                    where, e.strerror)
-                return False
-            LOG.warning('Cannot remove %s/%s: %s', where, name, e)
-        else:
-            self.removed.append(name)
-            if stat.S_ISREG(st.st_mode):
-                self.freed += st.st_size
-        return True
-
-    def removal(self):
-        return Removal(tuple(self.removed), self.freed, tuple(self.vanished),
-                       tuple(self.failed), self.fatal)
 
 
 class CacheDir:
@@ -233,7 +181,7 @@ class CacheDir:
         Only a regular file is removed, and only its link in the cache
         directory; anything else under an image's name is left alone.
         """
-        outcome = _Outcome()
+        outcome = removal.Outcome()
         with self._open_base() as base:
             for image_id in image_ids:
                 try:
@@ -253,10 +201,10 @@ class CacheDir:
         ``select`` sees each entry's lstat and says whether it goes.
         Symlinks are removed themselves, never followed.
         """
-        outcome = _Outcome()
+        outcome = removal.Outcome()
         with self._open_subdir(subdir) as fd:
             if fd is None:
-                return Removal()
+                return removal.Removal()
             for entry, st in list(self._scan(fd)):
                 if stat.S_ISDIR(st.st_mode) or not select(st):
                     continue
@@ -300,7 +248,7 @@ class CacheDir:
                 return False
             if not stat.S_ISREG(st.st_mode):
                 return False
-            outcome = _Outcome()
+            outcome = removal.Outcome()
             outcome.unlink(queue, image_id, st,
                            os.path.join(self.path, QUEUE))
         if outcome.fatal:

@@ -26,6 +26,9 @@ FORBIDDEN = {
                               'cache_maint.maintenance', 'cache_maint.runner',
                               'cache_maint.policies', 'cache_maint.policy',
                               'cache_maint.context') + _SERVICE,
+    'cache_maint.removal': ('cache_maint.cachedir', 'cache_maint.drivers',
+                            'cache_maint.locks', 'cache_maint.maintenance',
+                            'cache_maint.runner') + _SERVICE,
     'cache_maint.cachedir': ('cache_maint.drivers', 'cache_maint.locks',
                              'cache_maint.maintenance', 'cache_maint.runner',
                              'cache_maint.policy', 'cache_maint.context')

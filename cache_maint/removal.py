@@ -1,0 +1,63 @@
+"""What removing files did: the record one run of unlinks builds."""
+
+import dataclasses
+import errno
+import os
+import stat
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """What removing a set of files did.
+
+    ``removed`` we unlinked, freeing ``bytes_freed``; ``vanished`` were
+    already gone; ``failed`` could not be removed (and were logged).
+    ``fatal`` says why removal stopped early, on an error that dooms every
+    file of the directory (read-only, permission denied).
+    """
+
+    removed: tuple = ()
+    bytes_freed: int = 0
+    vanished: tuple = ()
+    failed: tuple = ()
+    fatal: str = None
+
+
+# Errors that hold for a whole directory: no point trying the next file.
+_DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
+
+
+class Outcome:
+    """Collects what a series of unlinks did, for a Removal."""
+
+    def __init__(self):
+        self.removed, self.vanished, self.failed = [], [], []
+        self.freed = 0
+        self.fatal = None
+
+    def unlink(self, dir_fd, name, st, where):
+        """Unlink ``name``; False if the whole directory is doomed."""
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            self.vanished.append(name)
+        except OSError as e:
+            self.failed.append(name)
+            if e.errno in _DIRECTORY_ERRORS:
+                self.fatal = 'cannot remove files from %s: %s' % (
+                    where, e.strerror)
+                return False
+            LOG.warning('Cannot remove %s/%s: %s', where, name, e)
+        else:
+            self.removed.append(name)
+            if stat.S_ISREG(st.st_mode):
+                self.freed += st.st_size
+        return True
+
+    def removal(self):
+        return Removal(tuple(self.removed), self.freed, tuple(self.vanished),
+                       tuple(self.failed), self.fatal)
