@@ -31,6 +31,7 @@ ROUTES = {
     '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
     '/v2/cache/{image_id}': {'PUT': cache.queue_image,
                              'DELETE': cache.delete_image},
+    '/v2/images/{image_id}': {'GET': cache.show_image_reference},
 }
 
 #: Routes served without authentication: version discovery and a static

@@ -564,3 +564,12 @@ class TestCacheRoutes:
         href = enabled.request('GET', '/versions', headers=headers).json[
             'versions'][0]['links'][0]['href']
         assert href == 'https://cache.example.org/v2/'
+
+    def test_image_reference_for_openstackclient(self, api):
+        image = base.new_id()
+        response = api.request('GET', '/v2/images/%s' % image)
+        assert response.status_int == 200
+        assert response.json == {'id': image}
+        assert_json_error(api.request('GET', '/v2/images/nope'), 400)
+        assert_json_error(api.request('GET', '/v2/images/%s' % image,
+                                      token='alice'), 403)

@@ -15,6 +15,10 @@ HOMES = {
     'cheroot': ('cache_maint.api.server',),
     'keystonemiddleware': ('cache_maint.api.auth',),
     'sqlite3': ('cache_maint.drivers.sqlite',),
+    'sqlalchemy': ('cache_maint.drivers.centralized_db',
+                   'cache_maint.drivers.glance_tables'),
+    'osc_lib': ('cache_maint.osc',),
+    'openstack': ('cache_maint.osc',),
 }
 
 # Which of our own layers a module must never import.

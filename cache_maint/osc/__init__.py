@@ -1,0 +1,1 @@
+"""The openstack CLI's ``cache clean`` and ``cache prune`` commands."""
