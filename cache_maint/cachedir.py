@@ -36,13 +36,15 @@ SUBDIRS = (INCOMPLETE, INVALID, QUEUE)
 # A subdirectory that is a symlink is refused, never followed.
 _SUBDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
+# Glance's ids are canonical, lower-case UUIDs. Upper case is refused: a
+# MySQL utf8 column compares without case, so an upper-case twin of an id
+# would reach the lower-case image's record.
 _IMAGE_ID = re.compile(
-    r'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
-    r'[0-9a-fA-F]{12}')
+    r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
 
 
 def is_image_id(name):
-    """True if ``name`` is a well-formed image id (a UUID string)."""
+    """True if ``name`` is a well-formed image id (a lower-case UUID)."""
     return isinstance(name, str) and _IMAGE_ID.fullmatch(name) is not None
 
 
@@ -218,8 +220,10 @@ class CacheDir:
 
         Returns False if it is already cached, being cached, or queued.
         """
+        # The one place a name from a request becomes a new file.
         if not is_image_id(image_id):
-            raise ValueError('not an image id: %r' % (image_id,))
+            raise exception.InvalidImageId('malformed image id %r'
+                                           % (image_id,))
         if self.has_image(image_id):
             return False
         with self._open_subdir(INCOMPLETE) as incomplete:

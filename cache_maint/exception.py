@@ -62,8 +62,8 @@ class InvalidImageId(CacheMaintError):
     """An image id that is not a well-formed UUID."""
 
     code = 400
-    public_fmt = ('Invalid image id: an image id is a UUID of the form '
-                  'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.')
+    public_fmt = ('Invalid image id: an image id is a lower-case UUID of '
+                  'the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.')
 
 
 class InvalidClearTarget(CacheMaintError):

@@ -5,8 +5,6 @@ is in the cache directory, queued when ``queue/<id>`` exists. Deleting an
 image removes its file first and its record second, as glance-api does.
 """
 
-import dataclasses
-
 from oslo_log import log as logging
 
 from cache_maint import cachedir
@@ -15,12 +13,6 @@ from cache_maint import exception
 LOG = logging.getLogger(__name__)
 
 TARGETS = ('both', 'cache', 'queue')
-
-
-@dataclasses.dataclass(frozen=True)
-class Cleared:
-    cached: int = 0
-    queued: int = 0
 
 
 def check_image_id(image_id):
@@ -47,17 +39,21 @@ def queue(driver, image_id):
 def delete(driver, image_id):
     """Remove an image from the cache and from the queue.
 
-    Raises ImageNotCached if it was neither cached nor queued. A record
-    without its file is deleted too, silently.
+    Raises ImageNotCached if it was neither cached, recorded nor queued. A
+    file that is there but cannot be removed fails the request and keeps
+    its record.
     """
     check_image_id(image_id)
     cache = driver.cachedir
+    was_cached = cache.has_image(image_id)
     removal = cache.remove_images([image_id])
+    if removal.fatal or (was_cached and removal.failed):
+        raise exception.CacheDirError(
+            removal.fatal or 'cannot remove cached image %s/%s'
+            % (cache.path, image_id))
     unqueued = cache.unqueue(image_id)
-    if removal.fatal:
-        raise exception.CacheDirError(removal.fatal)
-    driver.forget([image_id])
-    if not (removal.removed or unqueued):
+    forgotten = driver.forget([image_id])
+    if not (removal.removed or unqueued or forgotten):
         raise exception.ImageNotCached(
             'image %s is neither cached nor queued' % image_id)
     LOG.info('Deleted image %s from the cache%s', image_id,
@@ -65,7 +61,7 @@ def delete(driver, image_id):
 
 
 def clear(driver, target='both'):
-    """Empty the cache, the queue, or both; return what went."""
+    """Empty the cache, the queue, or both."""
     if target not in TARGETS:
         raise exception.InvalidClearTarget(
             'invalid x-image-cache-clear-target %r' % target)
@@ -74,7 +70,9 @@ def clear(driver, target='both'):
     if target in ('both', 'cache'):
         lru_ids, files = driver.snapshot()
         removal = cache.remove_images(list(files))
-        driver.forget(set(lru_ids) | set(removal.removed))
+        # Forget only what is gone: a file that stayed keeps its record.
+        stale = [image_id for image_id in lru_ids if image_id not in files]
+        driver.forget(list(removal.removed + removal.vanished) + stale)
         if removal.fatal:
             raise exception.CacheDirError(removal.fatal)
         cached = len(removal.removed)
@@ -84,7 +82,6 @@ def clear(driver, target='both'):
             raise exception.CacheDirError(removal.fatal)
         queued = len(removal.removed)
     LOG.info('Cleared %d cached and %d queued images', cached, queued)
-    return Cleared(cached, queued)
 
 
 def cached_nodes(driver, image_id):

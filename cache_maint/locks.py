@@ -55,10 +55,11 @@ def lock_path(conf):
     sqlite and centralized_db drivers, it is the cache directory: glance-api
     replaces oslo.concurrency's own default (``$OSLO_LOCK_PATH``) with it, so
     we must as well, or the two would lock different files. Glance's xattr
-    driver sets no default (its clean and prune endpoints fail without
-    lock_path) and lists every regular file of the cache directory as an
-    image, lock files included; so there they go in a subdirectory, which
-    Glance never lists.
+    driver keeps oslo.concurrency's default (``$OSLO_LOCK_PATH``, without
+    which its clean and prune endpoints fail) and lists every regular file
+    of the cache directory as an image, lock files included; so with xattr
+    and no lock path at all, they go in a subdirectory, which Glance never
+    lists.
     """
     lockutils.get_lock_path(conf)    # registers the option if needed
     location = conf.get_location('lock_path', 'oslo_concurrency')
@@ -67,7 +68,9 @@ def lock_path(conf):
             or location.location == cfg.Locations.set_override):
         return conf.oslo_concurrency.lock_path
     if conf.image_cache_driver.lower() == 'xattr':
-        return os.path.join(conf.image_cache_dir, XATTR_LOCK_DIR)
+        # glance-api keeps oslo.concurrency's default for xattr.
+        return (conf.oslo_concurrency.lock_path
+                or os.path.join(conf.image_cache_dir, XATTR_LOCK_DIR))
     return conf.image_cache_dir
 
 

@@ -15,7 +15,8 @@ class Removal:
     """What removing a set of files did.
 
     ``removed`` we unlinked, freeing ``bytes_freed``; ``vanished`` were
-    already gone; ``failed`` could not be removed (and were logged).
+    already gone; ``failed`` could not be removed (unlink errors are
+    logged).
     ``fatal`` says why removal stopped early, on an error that dooms every
     file of the directory (read-only, permission denied).
     """

@@ -17,6 +17,7 @@ from oslo_log import log as logging
 from cache_maint.cmd import common
 from cache_maint import drivers
 from cache_maint import exception
+from cache_maint import images
 from cache_maint import runner
 
 LOG = logging.getLogger(__name__)
@@ -37,18 +38,18 @@ def _prune(task_runner, conf):
 
 
 def _db_sync(task_runner, conf):
+    # Only the database is touched: no cache directory is needed here.
     created = task_runner.driver.sync_schema()
     print('Created tables: %s' % ', '.join(created) if created
           else 'The cache tables already exist; nothing to do.')
 
 
 def _list(task_runner, conf):
-    driver = task_runner.driver
-    cached = [r.to_dict() for r in driver.list_records()]
-    queued = driver.cachedir.queued_images()
+    listing = images.list_cache(task_runner.driver)
     if conf.command.format == 'json':
-        _print_json({'cached_images': cached, 'queued_images': queued})
+        _print_json(listing)
         return
+    cached, queued = listing['cached_images'], listing['queued_images']
     print('%-36s  %12s  %6s  %s' % ('image_id', 'size', 'hits',
                                     'last_accessed (UTC)'))
     for record in cached:
@@ -121,9 +122,7 @@ def main(argv=None):
     driver = None
     try:
         driver = drivers.load_driver(conf)
-        if conf.command.name == 'db-sync':
-            driver.cachedir.prepare()
-        else:
+        if conf.command.name != 'db-sync':
             driver.setup()
         COMMANDS[conf.command.name](runner.TaskRunner(conf, driver, stop),
                                     conf)

@@ -53,8 +53,9 @@ class Driver(abc.ABC):
     def lru_ids(self):
         """The ids of every recorded image, least recently used first.
 
-        Ties in last access are broken deterministically, in the order the
-        images were cached. One read, whatever the size of the cache.
+        Ties in last access are broken deterministically (by caching order
+        where the driver knows it). One read, whatever the size of the
+        cache.
         """
 
     @abc.abstractmethod

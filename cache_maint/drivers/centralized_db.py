@@ -8,6 +8,7 @@ loops forever when files have no row; the shared maintenance code does not.
 """
 
 import datetime
+import importlib
 
 from oslo_log import log as logging
 import sqlalchemy as sa
@@ -32,17 +33,18 @@ def _epoch(moment):
 
 
 def make_engine(url):
-    """A pooled engine for ``url``.
-
-    ``postgresql://`` means psycopg2 to SQLAlchemy; if only psycopg 3 is
-    installed, it is used instead.
-    """
+    """A pooled engine for ``url``."""
     url = sa.engine.make_url(url)
-    if url.drivername == 'postgresql':
+    # A URL without a DBAPI means SQLAlchemy's default one; fall back to
+    # the driver the extras install when the default is not there.
+    fallbacks = {'postgresql': ('psycopg2', 'postgresql+psycopg'),
+                 'mysql': ('MySQLdb', 'mysql+pymysql')}
+    if url.drivername in fallbacks:
+        module, drivername = fallbacks[url.drivername]
         try:
-            import psycopg2  # noqa: F401
+            importlib.import_module(module)
         except ImportError:
-            url = url.set(drivername='postgresql+psycopg')
+            url = url.set(drivername=drivername)
     options = {'pool_pre_ping': True}
     if url.get_backend_name() != 'sqlite':
         options.update(pool_size=2, max_overflow=4, pool_recycle=3600)
@@ -71,7 +73,7 @@ class CentralizedDbDriver(base.Driver):
                     "driver needs Glance's database")
             try:
                 self._engine = make_engine(self.conf.database.connection)
-            except (sa_exc.ArgumentError, ImportError) as e:
+            except (sa_exc.ArgumentError, ImportError, ValueError) as e:
                 raise exception.ConfigError(
                     '[database] connection is not a usable SQLAlchemy URL: '
                     '%s' % e)
@@ -85,6 +87,11 @@ class CentralizedDbDriver(base.Driver):
 
     def _node_scope(self):
         """This node's node_reference_id, as a subquery on its URL."""
+        if not self.url:
+            # A NULL URL would match no node: every file would look
+            # untracked to prune.
+            raise exception.ConfigError(
+                '[DEFAULT] worker_self_reference_url is not set')
         return (sa.select(_nodes.c.node_reference_id)
                 .where(_nodes.c.node_reference_url == self.url)
                 .scalar_subquery())
@@ -118,7 +125,12 @@ class CentralizedDbDriver(base.Driver):
                 if found is None:
                     conn.execute(_nodes.insert().values(
                         node_reference_url=self.url))
-                    LOG.info('Registered this node as %s', self.url)
+                    LOG.warning(
+                        'Registered this node as %s: glance-api had not. '
+                        'If glance-api uses another '
+                        'worker_self_reference_url, cache-maint sees none of '
+                        'its records and prunes its files as untracked.',
+                        self.url)
         except sa_exc.IntegrityError:
             pass    # glance-api registered it at the same moment
         except sa_exc.SQLAlchemyError as e:

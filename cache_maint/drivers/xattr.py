@@ -30,17 +30,23 @@ class XattrDriver(base.Driver):
     def setup_metadata(self):
         # Glance probes with a file in the cache dir and silently falls
         # back to sqlite when it fails; we refuse to guess instead. The
-        # probe lives in incomplete/, under a name that is not an image id.
+        # probe lives in incomplete/ (opened without following a link),
+        # under a name that is not an image id.
         probe = '.cache-maint-xattr-probe-%s' % uuid.uuid4().hex
-        path = os.path.join(self.conf.image_cache_dir, cachedir.INCOMPLETE,
-                            probe)
         try:
-            with open(path, 'xb'):
-                pass
+            directory = os.open(
+                os.path.join(self.conf.image_cache_dir, cachedir.INCOMPLETE),
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             try:
-                os.setxattr(path, HITS, b'0')
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o600, dir_fd=directory)
+                try:
+                    os.setxattr(fd, HITS, b'0')
+                finally:
+                    os.close(fd)
+                    os.unlink(probe, dir_fd=directory)
             finally:
-                os.unlink(path)
+                os.close(directory)
         except OSError as e:
             if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise exception.ConfigError(

@@ -573,3 +573,32 @@ class TestCacheRoutes:
         assert_json_error(api.request('GET', '/v2/images/nope'), 400)
         assert_json_error(api.request('GET', '/v2/images/%s' % image,
                                       token='alice'), 403)
+
+    def test_upper_case_ids_are_refused(self, api):
+        image = api.cache.add_image()
+        response = api.request('DELETE', '/v2/cache/%s' % image.upper())
+        assert_json_error(response, 400)
+        assert api.cache.images() == {image}
+        assert set(api.cache.rows()) == {image}
+
+    def test_delete_a_record_without_its_file(self, api):
+        ghost = api.cache.add_row()
+        assert api.request('DELETE', '/v2/cache/%s' % ghost).status_int == 204
+        assert api.cache.rows() == {}
+
+    def test_a_file_that_cannot_go_keeps_its_record(self, api, monkeypatch):
+        stuck, gone = api.cache.add_image(), api.cache.add_image()
+        real_unlink = os.unlink
+
+        def unlink(name, *args, **kwargs):
+            if name == stuck:
+                raise PermissionError(1, 'Operation not permitted', name)
+            return real_unlink(name, *args, **kwargs)
+
+        monkeypatch.setattr(os, 'unlink', unlink)
+        assert api.request('DELETE', '/v2/cache').status_int == 204
+        assert api.cache.images() == {stuck}
+        assert set(api.cache.rows()) == {stuck}
+        assert_json_error(api.request('DELETE', '/v2/cache/%s' % stuck), 500)
+        assert set(api.cache.rows()) == {stuck}
+        assert gone not in api.cache.rows()

@@ -11,15 +11,12 @@ from cache_maint import exception
 from tests import base
 
 
+def test_image_ids():
+    assert cachedir.is_image_id('3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a')
+
+
 @pytest.mark.parametrize('name', [
-    '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a',
     '3B2C1A7E-6A4F-4D1E-9C2B-0F1E2D3C4B5A',
-])
-def test_image_ids(name):
-    assert cachedir.is_image_id(name)
-
-
-@pytest.mark.parametrize('name', [
     '', 'cache.db', 'cache.db-journal', 'glance-cache-prune', '..',
     '3b2c1a7e6a4f4d1e9c2b0f1e2d3c4b5a',
     '3b2c1a7e-6a4f-4d1e-9c2b-0f1e2d3c4b5a\n',
@@ -112,5 +109,5 @@ def test_queue_image_as_glance_does(tmp_path):
     assert not directory.queue_image(queued)
     assert set(directory.queued_images()) == {queued, new}
     assert os.path.getsize(tmp_path / 'queue' / new) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(exception.InvalidImageId):
         directory.queue_image('../../etc/passwd')

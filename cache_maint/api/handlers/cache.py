@@ -7,9 +7,14 @@ from cache_maint import images
 from cache_maint.policies import cache as policies
 
 
-def _driver(req, policy):
-    """Check the policy first, then hand out the cache's driver."""
+def _authorize(req, policy):
+    """Check the policy first, before anything else is looked at."""
     req.environ[util.CONTEXT_KEY].can(policy)
+
+
+def _driver(req, policy):
+    """The cache's driver, once the policy allows the request."""
+    _authorize(req, policy)
     return req.environ[util.RUNNER_KEY].driver
 
 
@@ -54,22 +59,22 @@ def list_cached_nodes(req, image_id):
 
 
 def _run(req, policy, task):
-    req.environ[util.CONTEXT_KEY].can(policy)
+    """Run a task of the runner, waiting for a run held elsewhere."""
+    _authorize(req, policy)
     util.read_empty_body(req)
-    runner = req.environ[util.RUNNER_KEY]
     wait = req.environ[util.CONF_KEY].api.task_wait_timeout
-    result = getattr(runner, task)(wait=wait, trigger='API')
+    result = task(req.environ[util.RUNNER_KEY])(wait=wait, trigger='API')
     return util.json_response(200, result.to_dict())
 
 
 def clean_cache(req):
     """POST /v2/cache/clean : remove failed and stalled downloads."""
-    return _run(req, policies.CLEAN, 'clean')
+    return _run(req, policies.CLEAN, lambda runner: runner.clean)
 
 
 def prune_cache(req):
     """POST /v2/cache/prune : evict LRU images down to the size limit."""
-    return _run(req, policies.PRUNE, 'prune')
+    return _run(req, policies.PRUNE, lambda runner: runner.prune)
 
 
 def show_image_reference(req, image_id):
@@ -80,5 +85,5 @@ def show_image_reference(req, image_id):
     images, so it answers for any well-formed id with the one field it can
     vouch for: the id.
     """
-    _driver(req, policies.LIST)
+    _authorize(req, policies.LIST)
     return util.json_response(200, {'id': images.check_image_id(image_id)})
