@@ -44,19 +44,29 @@ class Outcome:
         """Unlink ``name``; False if the whole directory is doomed."""
         try:
             os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            self.vanished.append(name)
         except OSError as e:
-            self.failed.append(name)
-            if e.errno in _DIRECTORY_ERRORS:
-                self.fatal = 'cannot remove files from %s: %s' % (
-                    where, e.strerror)
-                return False
-            LOG.warning('Cannot remove %s/%s: %s', where, name, e)
-        else:
+            return self.record(name, st, e, where)
+        return self.record(name, st, None, where)
+
+    def record(self, name, st, error, where):
+        """Count one unlink that ended with ``error`` (None: it worked).
+
+        Returns False if the error dooms every file of the directory.
+        """
+        if error is None:
             self.removed.append(name)
             if stat.S_ISREG(st.st_mode):
                 self.freed += st.st_size
+        elif isinstance(error, FileNotFoundError):
+            self.vanished.append(name)
+        else:
+            self.failed.append(name)
+            if error.errno in _DIRECTORY_ERRORS:
+                self.fatal = self.fatal or (
+                    'cannot remove files from %s: %s' % (where,
+                                                         error.strerror))
+                return False
+            LOG.warning('Cannot remove %s/%s: %s', where, name, error)
         return True
 
     def removal(self):

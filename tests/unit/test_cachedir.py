@@ -111,3 +111,19 @@ def test_queue_image_as_glance_does(tmp_path):
     assert os.path.getsize(tmp_path / 'queue' / new) == 0
     with pytest.raises(exception.InvalidImageId):
         directory.queue_image('../../etc/passwd')
+
+
+def test_large_batches_are_removed_in_parallel_with_exact_counts(tmp_path):
+    cache = base.SqliteCache(tmp_path)
+    ids = cache.add_images(cachedir.PARALLEL_FROM * 3, size=7)
+    link = base.new_id()
+    os.symlink('/etc/hostname', tmp_path / link)
+    gone = base.new_id()
+    removal = cachedir.CacheDir(str(tmp_path)).remove_images(
+        ids + [link, gone])
+    assert sorted(removal.removed) == sorted(ids)
+    assert removal.bytes_freed == 7 * len(ids)
+    assert removal.failed == (link,)
+    assert removal.vanished == (gone,)
+    assert not set(ids) & cache.images()
+    assert os.path.islink(tmp_path / link)
