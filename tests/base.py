@@ -109,6 +109,18 @@ def lock_held_by_another_process(lock_path, name):
         holder.communicate('\n', timeout=30)
 
 
+def unlink_fails_for(monkeypatch, victim):
+    """Make os.unlink refuse one name, as an immutable file would."""
+    real_unlink = os.unlink
+
+    def unlink(name, *args, **kwargs):
+        if name == victim:
+            raise PermissionError(1, 'Operation not permitted', name)
+        return real_unlink(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'unlink', unlink)
+
+
 def new_id():
     return str(uuid.uuid4())
 

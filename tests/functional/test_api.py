@@ -588,14 +588,7 @@ class TestCacheRoutes:
 
     def test_a_file_that_cannot_go_keeps_its_record(self, api, monkeypatch):
         stuck, gone = api.cache.add_image(), api.cache.add_image()
-        real_unlink = os.unlink
-
-        def unlink(name, *args, **kwargs):
-            if name == stuck:
-                raise PermissionError(1, 'Operation not permitted', name)
-            return real_unlink(name, *args, **kwargs)
-
-        monkeypatch.setattr(os, 'unlink', unlink)
+        base.unlink_fails_for(monkeypatch, stuck)
         assert api.request('DELETE', '/v2/cache').status_int == 204
         assert api.cache.images() == {stuck}
         assert set(api.cache.rows()) == {stuck}

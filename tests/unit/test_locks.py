@@ -33,19 +33,8 @@ def test_lock_path_option_wins(tmp_path):
         assert (tmp_path / 'lk' / 'glance-cache-prune').exists()
 
 
-def test_same_task_never_overlaps_in_one_process(task_locks):
-    inside = threading.Event()
-    release = threading.Event()
-
-    def holder():
-        with task_locks.hold('prune', wait=0):
-            inside.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    inside.wait(10)
-    try:
+def test_same_task_never_overlaps_in_one_process(tmp_path, task_locks):
+    with base.task_held(base.make_conf(tmp_path), 'prune'):
         with pytest.raises(exception.TaskInProgress) as caught:
             with task_locks.hold('prune', wait=0.1):
                 pass
@@ -53,9 +42,6 @@ def test_same_task_never_overlaps_in_one_process(task_locks):
         # The other task is independent.
         with task_locks.hold('clean', wait=0):
             pass
-    finally:
-        release.set()
-        thread.join()
 
 
 def test_a_waiter_runs_after_the_holder(task_locks):
@@ -93,26 +79,14 @@ def test_another_process_holding_glances_lock(tmp_path, task_locks):
 
 def test_a_stop_request_ends_the_wait(tmp_path):
     stop = threading.Event()
-    task_locks = locks.TaskLocks(base.make_conf(tmp_path), stop)
-    inside, release = threading.Event(), threading.Event()
-
-    def holder():
-        with task_locks.hold('clean', wait=0):
-            inside.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    inside.wait(10)
-    threading.Timer(0.2, stop.set).start()
-    try:
+    conf = base.make_conf(tmp_path)
+    task_locks = locks.TaskLocks(conf, stop)
+    with base.task_held(conf, 'clean'):
+        threading.Timer(0.2, stop.set).start()
         with pytest.raises(exception.ServiceStopping) as caught:
             with task_locks.hold('clean', wait=None):
                 pass
         assert caught.value.code == 503
-    finally:
-        release.set()
-        thread.join()
 
 
 def test_lock_path_from_a_file_wins(tmp_path):

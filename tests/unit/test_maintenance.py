@@ -123,14 +123,7 @@ class TestPrune:
             self, cache, monkeypatch):
         ids = fill(cache, 4)
         blocked = ids[0]
-        real_unlink = os.unlink
-
-        def unlink(name, *args, **kwargs):
-            if name == blocked:
-                raise PermissionError(1, 'Operation not permitted', name)
-            return real_unlink(name, *args, **kwargs)
-
-        monkeypatch.setattr(os, 'unlink', unlink)
+        base.unlink_fails_for(monkeypatch, blocked)
         result = maintenance.prune(make_driver(cache), 2 * KIB)
         # The next candidate took its place and the cache fits.
         assert (result.files, result.failures) == (2, 1)
