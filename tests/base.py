@@ -132,6 +132,8 @@ class FileCache:
     """
 
     driver = None
+    #: True when a file carries its own metadata (atime and xattrs).
+    records_in_files = False
 
     def __init__(self, path):
         self.path = str(path)
@@ -210,9 +212,6 @@ class FileCache:
     def size(self):
         return sum(os.path.getsize(os.path.join(self.path, name))
                    for name in self.images())
-
-    #: True when a file carries its own metadata (atime and xattrs).
-    records_in_files = False
 
     def record(self, rows):
         """Record (image_id, last_accessed, size, hits) rows."""

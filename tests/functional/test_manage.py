@@ -16,12 +16,6 @@ KIB = base.KIB
 
 
 @pytest.fixture
-def cache(tmp_path):
-    """An empty Glance sqlite cache in the test's own directory."""
-    return base.SqliteCache(tmp_path / 'cache')
-
-
-@pytest.fixture
 def configure(tmp_path, cache):
     """Write a config for the test's cache; return its path."""
     def configure(log_file=True, **options):

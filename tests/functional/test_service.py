@@ -17,12 +17,6 @@ KIB = base.KIB
 
 
 @pytest.fixture
-def cache(tmp_path):
-    """An empty Glance sqlite cache in the test's own directory."""
-    return base.SqliteCache(tmp_path / 'cache')
-
-
-@pytest.fixture
 def daemons(tmp_path, cache):
     """Make Daemons on the test's cache; every one is stopped afterwards."""
     made = []
