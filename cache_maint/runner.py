@@ -3,9 +3,17 @@
 The timer, the API and ``cache-maint-manage`` all call a TaskRunner: it
 takes the task's locks (so no two runs of a task ever overlap, whoever asked
 for them), runs the task function from ``cache_maint.maintenance`` with the
-current configuration, and logs how the run went.
+current configuration, logs how the run went, and keeps a record of it.
+
+The record of recent runs is the service's own account of what it did: when
+each run started and finished, who asked, and how it ended. It is what an
+operator (``GET /v2/cache/runs``) and the tests read to see that runs of a
+task never overlap and that a failed run was reported.
 """
 
+import collections
+import dataclasses
+import threading
 import time
 
 from oslo_log import log as logging
@@ -16,6 +24,26 @@ from cache_maint import maintenance
 
 LOG = logging.getLogger(__name__)
 
+#: How many of the most recent runs the record keeps, all tasks together.
+RUN_HISTORY = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run of a task, as it ended."""
+
+    task: str
+    trigger: str
+    started_at: float       # epoch seconds, once the task's lock was held
+    finished_at: float
+    outcome: str            # succeeded, stopped or failed
+    error: str = None
+    result: dict = None
+
+    def to_dict(self):
+        return dict(dataclasses.asdict(self),
+                    duration=round(self.finished_at - self.started_at, 6))
+
 
 class TaskRunner:
     """Runs clean and prune on one driver, one run of each at a time."""
@@ -25,6 +53,13 @@ class TaskRunner:
         self.driver = driver
         self.stop_event = stop_event
         self._locks = locks.TaskLocks(conf, stop_event)
+        self._runs = collections.deque(maxlen=RUN_HISTORY)
+        self._runs_lock = threading.Lock()
+
+    def runs(self):
+        """The record of recent runs, oldest first."""
+        with self._runs_lock:
+            return list(self._runs)
 
     def clean(self, wait=None, trigger='request'):
         """Run clean; wait at most ``wait`` s (None: forever) for the lock."""
@@ -40,17 +75,44 @@ class TaskRunner:
 
     def _run(self, task, wait, trigger, work):
         with self._locks.hold(task, wait):
-            started = time.monotonic()
+            started, clock = time.time(), time.monotonic()
             try:
                 result = work()
             except exception.CacheMaintError as e:
                 LOG.error('%s run (%s) failed: %s', task.capitalize(),
                           trigger, e)
+                self._record(task, trigger, started, 'failed', error=e)
                 raise
-            except Exception:
+            except Exception as e:
                 LOG.exception('%s run (%s) failed unexpectedly',
                               task.capitalize(), trigger)
+                self._record(task, trigger, started, 'failed', error=e)
                 raise
+            # Recorded while the lock is still held, so that the record
+            # of one run always ends before the next run's begins.
+            self._record(task, trigger, started,
+                         'stopped' if getattr(result, 'stopped', False)
+                         else 'succeeded', result=result.to_dict())
         LOG.debug('%s run (%s) took %.3f s', task.capitalize(), trigger,
-                  time.monotonic() - started)
+                  time.monotonic() - clock)
         return result
+
+    def _record(self, task, trigger, started, outcome, error=None,
+                result=None):
+        record = RunRecord(
+            task=task, trigger=trigger, started_at=started,
+            finished_at=time.time(), outcome=outcome,
+            error=_public_error(error),
+            result=result)
+        with self._runs_lock:
+            self._runs.append(record)
+
+
+def _public_error(error):
+    """What the record may say of an error: never a host path or trace."""
+    if error is None:
+        return None
+    if isinstance(error, exception.CacheMaintError):
+        return error.public_message
+    return 'unexpected %s; the service log has the details' % (
+        type(error).__name__)

@@ -17,7 +17,8 @@ from cache_maint.api.handlers import schemas
 from cache_maint.api.handlers import versions
 
 # Literal paths are tried before templates, in this order: /v2/cache/clean
-# is the clean route, never an image called "clean".
+# is the clean route, never an image called "clean"; likewise prune and
+# runs.
 ROUTES = {
     '/': {'GET': versions.multiple_choices},
     '/versions': {'GET': versions.list_versions},
@@ -28,6 +29,7 @@ ROUTES = {
     '/v2/cache': {'GET': cache.list_cache, 'DELETE': cache.clear_cache},
     '/v2/cache/clean': {'POST': cache.clean_cache},
     '/v2/cache/prune': {'POST': cache.prune_cache},
+    '/v2/cache/runs': {'GET': cache.list_runs},
     '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
     '/v2/cache/{image_id}': {'PUT': cache.queue_image,
                              'DELETE': cache.delete_image},

@@ -17,6 +17,7 @@ DELETE = 'cache_delete'
 NODES = 'list_cached_nodes'
 CLEAN = 'cache_clean'
 PRUNE = 'cache_prune'
+RUNS = 'cache_runs'
 
 rules = [
     policy.DocumentedRuleDefault(
@@ -61,6 +62,14 @@ rules = [
         description='Prune the image cache: evict least recently used '
                     'images until it is under its size limit.',
         operations=[{'path': '/v2/cache/prune', 'method': 'POST'}]),
+    # Not one of Glance's: cache-maint's own record of its runs.
+    policy.DocumentedRuleDefault(
+        name=RUNS,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description="Show cache-maint's record of its recent clean and "
+                    'prune runs.',
+        operations=[{'path': '/v2/cache/runs', 'method': 'GET'}]),
 ]
 
 

@@ -127,6 +127,54 @@ class TestClean:
         assert api.cache.listdir('incomplete') == {fresh}
 
 
+class TestRunRecord:
+    def test_runs_are_recorded_oldest_first(self, api):
+        api.cache.add_invalid(size=2 * KIB)
+        api.cache.add_image(size=3 * KIB, last_accessed=100.0)
+        api.conf.set_override('image_cache_max_size', 0)
+        api.request('POST', '/v2/cache/clean')
+        api.request('POST', '/v2/cache/prune')
+        response = api.request('GET', '/v2/cache/runs')
+        assert response.status_int == 200
+        clean, prune = response.json['runs']
+        assert (clean['task'], clean['trigger'], clean['outcome']) == (
+            'clean', 'API', 'succeeded')
+        assert clean['result'] == {'total_files_cleaned': 1,
+                                   'total_bytes_cleaned': 2 * KIB}
+        assert prune['result'] == {'total_files_pruned': 1,
+                                   'total_bytes_pruned': 3 * KIB}
+        assert clean['error'] is None
+        assert clean['started_at'] <= clean['finished_at']
+        assert clean['finished_at'] <= prune['started_at']
+        assert prune['duration'] == pytest.approx(
+            prune['finished_at'] - prune['started_at'], abs=1e-5)
+
+    def test_a_failed_run_is_recorded_without_host_paths(self, api):
+        with open(api.cache.db_path, 'wb') as f:
+            f.write(b'garbage' * 1000)
+        api.request('POST', '/v2/cache/prune')
+        [run] = api.request('GET', '/v2/cache/runs').json['runs']
+        assert (run['task'], run['outcome'], run['result']) == (
+            'prune', 'failed', None)
+        assert 'metadata' in run['error'] and '/tmp' not in run['error']
+
+    def test_a_run_that_never_started_is_not_recorded(self, tmp_path):
+        api = API(tmp_path, api__task_wait_timeout=0)
+        with base.task_held(api.conf, 'prune'):
+            assert api.request('POST', '/v2/cache/prune').status_int == 409
+        assert api.request('GET', '/v2/cache/runs').json == {'runs': []}
+
+    def test_the_record_keeps_the_latest_runs(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(runner, 'RUN_HISTORY', 3)
+        api = API(tmp_path)
+        for _ in range(5):
+            api.request('POST', '/v2/cache/clean')
+        runs = api.request('GET', '/v2/cache/runs').json['runs']
+        assert len(runs) == 3
+        assert [r['started_at'] for r in runs] == sorted(
+            r['started_at'] for r in runs)
+
+
 class TestAccess:
     def populate(self, api):
         api.cache.add_invalid()

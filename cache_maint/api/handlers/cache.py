@@ -77,6 +77,13 @@ def prune_cache(req):
     return _run(req, policies.PRUNE, lambda runner: runner.prune)
 
 
+def list_runs(req):
+    """GET /v2/cache/runs : the recent clean and prune runs, oldest first."""
+    _authorize(req, policies.RUNS)
+    runs = req.environ[util.RUNNER_KEY].runs()
+    return util.json_response(200, {'runs': [r.to_dict() for r in runs]})
+
+
 def show_image_reference(req, image_id):
     """GET /v2/images/{image_id} : the image reference clients look up.
 
