@@ -1,0 +1,168 @@
+"""How each side is timed, and the floor both are compared to."""
+
+import collections
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+Child = collections.namedtuple('Child', 'stdout stderr status peak_rss_mib')
+
+#: cache-maint's runner logs how long a run held its lock, i.e. the run
+#: itself, without the process start-up (imports, configuration, driver).
+_RUN_TOOK = re.compile(r'(Prune|Clean) run \(command line\) took ([0-9.]+) s')
+
+
+def run_child(argv, timeout=3600):
+    """Run a process to its end; its output and its own peak RSS.
+
+    The peak RSS is the high-water mark (VmHWM) of the process's memory
+    after exec, polled until it exits. ``ru_maxrss`` would not do: Linux
+    carries the RSS of the forking parent (this benchmark) over into the
+    child's, so every child would seem at least as large as the parent.
+    """
+    with open(os.devnull, 'rb') as stdin:
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    out, err = [], []
+    readers = [threading.Thread(target=lambda s=stream, b=buf: b.append(
+        s.read())) for stream, buf in ((proc.stdout, out),
+                                       (proc.stderr, err))]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    peak_kib = 0
+    while True:
+        peak_kib = max(peak_kib, _high_water_kib(proc.pid))
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError('%s ran longer than %d s' % (argv, timeout))
+        time.sleep(0.005)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    return Child(out[0], err[0], proc.returncode, peak_kib / 1024)
+
+
+def _high_water_kib(pid):
+    """VmHWM of a live process, in KiB; 0 once it has exited."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def checked(child, what):
+    if child.status != 0:
+        raise RuntimeError('%s failed with status %d:\n%s\n%s' % (
+            what, child.status, child.stdout[-3000:], child.stderr[-3000:]))
+    return child
+
+
+def glance(operation, copy, **options):
+    """Glance 33's ``operation`` on ``copy``: (seconds list, result, rss)."""
+    argv = [sys.executable, '-m', 'bench.glance_side', operation,
+            '--driver', copy.driver, '--cache-dir', copy.path]
+    if copy.connection:
+        argv += ['--connection', copy.connection]
+    for name, value in options.items():
+        argv += ['--' + name.replace('_', '-'), str(value)]
+    child = checked(run_child(argv), 'Glance %s' % operation)
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    return report['seconds'], report['result'], child.peak_rss_mib
+
+
+def cache_maint(operation, config_file):
+    """``cache-maint-manage --config-file F --debug operation``.
+
+    Returns (seconds of the run itself, the JSON it printed, peak RSS).
+    """
+    script = os.path.join(os.path.dirname(sys.executable),
+                          'cache-maint-manage')
+    child = checked(run_child([script, '--config-file', config_file,
+                               '--debug', operation]),
+                    'cache-maint-manage %s' % operation)
+    took = _RUN_TOOK.search(child.stderr)
+    if took is None:
+        raise RuntimeError('cache-maint-manage did not log its run time:\n'
+                           + child.stderr[-3000:])
+    return float(took.group(2)), json.loads(child.stdout), \
+        child.peak_rss_mib
+
+
+def floor(directory, victims):
+    """Seconds to scan ``directory`` (stat included) and unlink victims.
+
+    The least any prune can do: learn what is there and its size, then
+    remove each victim, one after another, through the directory's fd.
+    """
+    started = time.perf_counter()
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with os.scandir(dir_fd) as entries:
+            for entry in entries:
+                entry.stat(follow_symlinks=False)
+        for name in victims:
+            os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return time.perf_counter() - started
+
+
+class HitWriter(threading.Thread):
+    """A glance-api reading cached images beside a prune, on sqlite.
+
+    Every cache hit makes glance-api update the image's hits and
+    last_accessed in cache.db. This thread does the same (one write
+    transaction per hit, a few hundred per second) and records how long
+    each one took, which is how long a prune's write transactions made
+    glance-api wait.
+    """
+
+    def __init__(self, db_path, image_ids, pause=0.002):
+        super().__init__(daemon=True)
+        self.db_path = db_path
+        self.image_ids = list(image_ids)
+        self.pause = pause
+        self.latencies = []
+        self.errors = []
+        self._stop_event = threading.Event()
+
+    def run(self):
+        conn = sqlite3.connect(self.db_path, timeout=30,
+                               isolation_level=None)
+        try:
+            i = 0
+            while not self._stop_event.is_set():
+                image_id = self.image_ids[i % len(self.image_ids)]
+                started = time.perf_counter()
+                try:
+                    conn.execute('BEGIN IMMEDIATE')
+                    conn.execute('UPDATE cached_images SET hits = hits + 1, '
+                                 'last_accessed = ? WHERE image_id = ?',
+                                 (time.time(), image_id))
+                    conn.execute('COMMIT')
+                except sqlite3.Error as e:
+                    self.errors.append(str(e))
+                    if conn.in_transaction:
+                        conn.execute('ROLLBACK')
+                self.latencies.append(time.perf_counter() - started)
+                i += 1
+                time.sleep(self.pause)
+        finally:
+            conn.close()
+
+    def stop(self):
+        self._stop_event.set()
+        self.join()

@@ -1,0 +1,472 @@
+"""Run the benchmark: every case, side by side with Glance 33, in one run.
+
+    python -m bench            # the full run behind doc/performance.rst
+    python -m bench --quick    # small caches: correctness only (CI)
+
+Each case builds identical copies of one planned cache (bench.workload),
+lets Glance 33 work on one copy and the real ``cache-maint-manage`` on
+another, and a bare scan-and-unlink on a third (the floor). Whatever the
+timings, a case fails (and the run exits 1) if the two did not leave
+exactly the same images, if cache-maint's metadata and files disagree, or
+if anything else a case checks is wrong. Timings are reported, never
+asserted: the targets of issue 5 are printed as met or missed.
+"""
+
+import argparse
+import configparser
+import dataclasses
+import http.client
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from bench import measure
+from bench import workload
+from tests.compat import glance_cache
+
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Row:
+    case: str
+    driver: str
+    images: int
+    victims: int
+    glance: float = None        # seconds, Glance 33
+    ours: float = None          # seconds, cache-maint
+    floor: float = None         # seconds, bare scan and unlink
+    glance_rss: float = None    # MiB
+    ours_rss: float = None
+    note: str = ''
+
+    @property
+    def ratio(self):
+        if self.glance is None or not self.ours:
+            return None
+        return self.glance / self.ours
+
+    @property
+    def per_victim_ms(self):
+        return 1000 * self.ours / self.victims if self.victims else None
+
+    @property
+    def floor_ratio(self):
+        if self.floor is None or not self.floor:
+            return None
+        return self.ours / self.floor
+
+
+class CheckFailed(AssertionError):
+    """Glance and cache-maint disagree, or cache-maint left a mess."""
+
+
+def check(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+# Sizes of each case: (images, victims) or a count of files.
+FULL = {
+    'sqlite': (20000, 10000), 'xattr': (5000, 2500),
+    'postgresql': (20000, 10000), 'mysql': (20000, 10000),
+    'scale': (200000, 100000), 'clean': 100000, 'clean_images': 2000,
+    'list': 20000,
+}
+QUICK = {
+    'sqlite': (600, 300), 'xattr': (200, 100),
+    'postgresql': (600, 300), 'mysql': (600, 300),
+    'scale': (3000, 1500), 'clean': 1000, 'clean_images': 100,
+    'list': 600,
+}
+
+
+class Bench:
+    def __init__(self, workdir, sizes, glance_at_scale=False):
+        self.workdir = workdir
+        self.sizes = sizes
+        self.glance_at_scale = glance_at_scale
+        self.now = time.time()
+        self.rows = []
+        self.notes = {}
+        self._serial = 0
+
+    def _dir(self, name):
+        self._serial += 1
+        path = os.path.join(self.workdir, '%02d-%s' % (self._serial, name))
+        os.makedirs(path)
+        return path
+
+    def _config(self, copy, **options):
+        path = os.path.join(self.workdir, 'cache-maint-%d.conf' % (
+            self._serial))
+        self._serial += 1
+        parser = configparser.ConfigParser(interpolation=None)
+        parser['DEFAULT'] = {
+            'image_cache_dir': copy.path,
+            'image_cache_driver': copy.driver,
+            'image_cache_stall_time': '86400',
+            'worker_self_reference_url': workload.NODE_URL,
+            'cache_clean_interval': '0', 'cache_prune_interval': '0',
+            **{k: str(v) for k, v in options.items()
+               if not k.startswith('api_')}}
+        parser['api'] = {k[4:]: str(v) for k, v in options.items()
+                         if k.startswith('api_')}
+        if copy.connection:
+            parser['database'] = {'connection': copy.connection}
+        with open(path, 'w') as f:
+            parser.write(f)
+        return path
+
+    def _copies(self, name, driver, images, count, connections=None,
+                floor=False, **extra):
+        """``count`` identical copies; with ``floor``, files only last."""
+        connections = connections or [None] * count
+        drivers = [driver] * count
+        if floor:
+            drivers[-1] = None
+        copies = [workload.Copy(self._dir('%s-%d' % (name, i)), drivers[i],
+                                connections[i]).build(images, **extra)
+                  for i in range(count)]
+        os.sync()   # every copy on disk, as a cache in service would be
+        return copies
+
+    # Prune, over and under the limit.
+
+    def prune(self, case, driver, count, victims, connection_kind=None,
+              with_glance=True):
+        images = workload.plan(count, seed=count, now=self.now)
+        max_size, survivors = workload.limit_keeping(images, count - victims)
+        total = sum(i.size for i in images)
+        connections = None
+        if connection_kind:
+            connections = [glance_cache.create_database(connection_kind)
+                           for _ in range(2)] + [None]
+            for url in connections[:2]:
+                glance_cache.create_cache_tables(url)
+        try:
+            glance_copy, ours_copy, floor_copy = self._copies(
+                case, driver, images, 3, connections, floor=True)
+            self._prune_under_limit(case, glance_copy, ours_copy, total,
+                                    count, with_glance)
+            self._prune_over_limit(case, glance_copy, ours_copy, floor_copy,
+                                   images, max_size, survivors, victims,
+                                   with_glance)
+        finally:
+            for url in (connections or [])[:2]:
+                glance_cache.drop_database(url)
+
+    def _prune_under_limit(self, case, glance_copy, ours_copy, total, count,
+                           with_glance, repeat=3):
+        """A prune with nothing to do, best of ``repeat`` runs each."""
+        row = Row('prune, under limit', glance_copy.driver, count, 0,
+                  note=case)
+        config = self._config(ours_copy, image_cache_max_size=2 * total)
+        runs = [measure.cache_maint('prune', config) for _ in range(repeat)]
+        check(all(result['total_files_pruned'] == 0 for _, result, _ in runs),
+              '%s: cache-maint pruned under its limit' % case)
+        row.ours = min(seconds for seconds, _, _ in runs)
+        row.ours_rss = max(rss for _, _, rss in runs)
+        if with_glance or glance_copy.driver == 'sqlite':
+            seconds, result, row.glance_rss = measure.glance(
+                'prune', glance_copy, max_size=2 * total, repeat=repeat)
+            row.glance = min(seconds)
+            check(result == [0, 0], '%s: Glance pruned under its limit'
+                  % case)
+        self.rows.append(row)
+
+    def _prune_over_limit(self, case, glance_copy, ours_copy, floor_copy,
+                          images, max_size, survivors, victims, with_glance):
+        row = Row('prune', glance_copy.driver, len(images), victims,
+                  note=case)
+        others = (ours_copy.recorded(workload.OTHER_NODE_URL)
+                  if ours_copy.driver == 'centralized_db' else None)
+        if with_glance:
+            seconds, result, row.glance_rss = measure.glance(
+                'prune', glance_copy, max_size=max_size,
+                node_url=workload.NODE_URL)
+            row.glance = seconds[0]
+            check(result[0] == victims, '%s: Glance evicted %d images, not '
+                  '%d' % (case, result[0], victims))
+            check(glance_copy.image_files() == survivors,
+                  '%s: Glance kept other images than the most recently '
+                  'used' % case)
+        config = self._config(ours_copy, image_cache_max_size=max_size)
+        row.ours, result, row.ours_rss = measure.cache_maint('prune', config)
+        check(result['total_files_pruned'] == victims,
+              '%s: cache-maint evicted %d images, not %d'
+              % (case, result['total_files_pruned'], victims))
+        left = ours_copy.image_files()
+        check(left == survivors, '%s: cache-maint kept other images than '
+              'the most recently used (and than Glance)' % case)
+        check(ours_copy.recorded() == left, '%s: cache-maint left records '
+              'and files disagreeing' % case)
+        if others is not None:
+            check(ours_copy.recorded(workload.OTHER_NODE_URL) == others,
+                  "%s: cache-maint touched another node's rows" % case)
+        evicted = {i.image_id for i in images} - survivors
+        row.floor = measure.floor(floor_copy.path, evicted)
+        self.rows.append(row)
+
+    # Clean.
+
+    def clean(self, junk_count, image_count):
+        images = workload.plan(image_count, seed=7, now=self.now)
+        invalid = workload.junk(junk_count // 2, seed=1, age=3600)
+        stalled = workload.junk(junk_count - len(invalid), seed=2,
+                                age=2 * workload.DAY)
+        glance_copy, ours_copy, floor_copy = self._copies(
+            'clean', 'sqlite', images, 3, floor=True, invalid=invalid,
+            stalled=stalled)
+        row = Row('clean', 'sqlite', image_count + junk_count, junk_count,
+                  note='%d invalid + %d stalled' % (len(invalid),
+                                                    len(stalled)))
+        seconds, _, row.glance_rss = measure.glance('clean', glance_copy,
+                                                    stall_time=86400)
+        row.glance = seconds[0]
+        row.ours, result, row.ours_rss = measure.cache_maint(
+            'clean', self._config(ours_copy))
+        check(result['total_files_cleaned'] == junk_count,
+              'clean: cache-maint removed %d files, not %d'
+              % (result['total_files_cleaned'], junk_count))
+        ids = {i.image_id for i in images}
+        for copy, who in ((glance_copy, 'Glance'), (ours_copy, 'cache-maint')):
+            check(not copy.files_in('invalid') and
+                  not copy.files_in('incomplete'),
+                  'clean: %s left failed or stalled downloads' % who)
+            check(copy.image_files() == ids,
+                  'clean: %s touched cached images' % who)
+        started = time.perf_counter()
+        for subdir, junk in (('invalid', invalid), ('incomplete', stalled)):
+            measure.floor(os.path.join(floor_copy.path, subdir),
+                          [i.image_id for i in junk])
+        row.floor = time.perf_counter() - started
+        self.rows.append(row)
+
+    # GET /v2/cache against Glance's own listing.
+
+    def listing(self, count, repeat=5):
+        images = workload.plan(count, seed=count + 3, now=self.now)
+        [copy] = self._copies('list', 'sqlite', images, 1)
+        row = Row('GET /v2/cache', 'sqlite', count, 0,
+                  note='median of %d' % repeat)
+        seconds, listed, row.glance_rss = measure.glance(
+            'list', copy, repeat=repeat)
+        row.glance = statistics.median(seconds)
+        check(listed == count, 'Glance listed %d images, not %d'
+              % (listed, count))
+        row.ours, body = self._http_listing(copy, repeat)
+        document = json.loads(body)
+        check(sorted(r['image_id'] for r in document['cached_images']) ==
+              sorted(i.image_id for i in images),
+              'GET /v2/cache did not list every cached image')
+        self.rows.append(row)
+
+    def _http_listing(self, copy, repeat):
+        """Median seconds of GET /v2/cache over HTTP, and the last body."""
+        from tests.functional import helpers
+        daemon = helpers.Daemon(
+            self._dir('list-daemon'), copy.path, api={},
+            cache_clean_interval=0, cache_prune_interval=0,
+            image_cache_max_size=10 ** 12, debug='false')
+        daemon.start()
+        try:
+            daemon.wait_ready()
+            conn = http.client.HTTPConnection('127.0.0.1', daemon.port,
+                                              timeout=120)
+            seconds = []
+            for _ in range(repeat + 1):     # the first one warms up
+                started = time.perf_counter()
+                conn.request('GET', '/v2/cache',
+                             headers={'X-Auth-Token': 'admin'})
+                response = conn.getresponse()
+                body = response.read()
+                seconds.append(time.perf_counter() - started)
+                check(response.status == 200, 'GET /v2/cache answered %d'
+                      % response.status)
+            conn.close()
+        finally:
+            daemon.stop()
+        return statistics.median(seconds[1:]), body
+
+    # A glance-api writing hits while cache-maint prunes (sqlite).
+
+    def hits_during_prune(self, count, victims):
+        images = workload.plan(count, seed=count + 5, now=self.now)
+        max_size, survivors = workload.limit_keeping(images, count - victims)
+        [copy] = self._copies('hits', 'sqlite', images, 1)
+        writer = measure.HitWriter(copy.db_path, sorted(survivors))
+        writer.start()
+        try:
+            seconds, result, _ = measure.cache_maint(
+                'prune', self._config(copy, image_cache_max_size=max_size))
+        finally:
+            writer.stop()
+        check(copy.image_files() == survivors,
+              'prune beside glance-api hits kept the wrong images')
+        check(not writer.errors, 'glance-api hit updates failed during the '
+              'prune: %s' % writer.errors[:3])
+        self.notes['hits'] = {
+            'writes': len(writer.latencies),
+            'max_wait_ms': 1000 * max(writer.latencies),
+            'p99_wait_ms': 1000 * sorted(writer.latencies)[
+                int(0.99 * (len(writer.latencies) - 1))],
+            'prune_seconds': seconds,
+        }
+
+
+def run_cases(bench, only, quick):
+    sizes = bench.sizes
+    cases = {
+        'sqlite': lambda: bench.prune('sqlite', 'sqlite', *sizes['sqlite']),
+        'xattr': lambda: bench.prune('xattr', 'xattr', *sizes['xattr']),
+        'postgresql': lambda: bench.prune(
+            'PostgreSQL', 'centralized_db', *sizes['postgresql'],
+            connection_kind='postgresql'),
+        'mysql': lambda: bench.prune(
+            'MariaDB', 'centralized_db', *sizes['mysql'],
+            connection_kind='mysql'),
+        'scale': lambda: bench.prune(
+            'sqlite at scale', 'sqlite', *sizes['scale'],
+            with_glance=quick or bench.glance_at_scale),
+        'clean': lambda: bench.clean(sizes['clean'], sizes['clean_images']),
+        'list': lambda: bench.listing(sizes['list']),
+        'hits': lambda: bench.hits_during_prune(*sizes['sqlite']),
+    }
+    for name, case in cases.items():
+        if only and name not in only:
+            continue
+        print('... %s' % name, file=sys.stderr, flush=True)
+        case()
+
+
+def _fmt(value, spec='%.3f'):
+    return '-' if value is None else spec % value
+
+
+def table(rows):
+    header = ('case', 'driver', 'images', 'victims', 'Glance s',
+              'cache-maint s', 'ratio', 'ms/victim', 'floor s', 'vs floor',
+              'RSS MiB G/cm', 'note')
+    lines = [header]
+    for r in rows:
+        lines.append((
+            r.case, r.driver, str(r.images), str(r.victims), _fmt(r.glance),
+            _fmt(r.ours), _fmt(r.ratio, '%.1fx'),
+            _fmt(r.per_victim_ms, '%.4f'), _fmt(r.floor),
+            _fmt(r.floor_ratio, '%.2fx'),
+            '%s/%s' % (_fmt(r.glance_rss, '%.0f'), _fmt(r.ours_rss, '%.0f')),
+            r.note))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rule = '  '.join('=' * w for w in widths)
+    out = [rule, '  '.join(h.ljust(w) for h, w in zip(header, widths)), rule]
+    out += ['  '.join(c.ljust(w) for c, w in zip(line, widths))
+            for line in lines[1:]]
+    out.append(rule)
+    return '\n'.join(out)
+
+
+def targets(bench):
+    """Issue 5's targets, each as (what, measured, met)."""
+    rows = bench.rows
+
+    def find(case, note):
+        return next((r for r in rows if r.case == case and r.note == note),
+                    None)
+
+    found = []
+
+    def ratio_at_least(label, row, minimum):
+        if row is not None and row.ratio is not None:
+            found.append((label, '%.1fx' % row.ratio, row.ratio >= minimum))
+
+    ratio_at_least('sqlite prune >= 50x Glance', find('prune', 'sqlite'), 50)
+    ratio_at_least('xattr prune >= 200x Glance', find('prune', 'xattr'), 200)
+    ratio_at_least('PostgreSQL prune >= 30x Glance',
+                   find('prune', 'PostgreSQL'), 30)
+    ratio_at_least('MariaDB prune >= 30x Glance', find('prune', 'MariaDB'),
+                   30)
+    ratio_at_least('clean >= 2x Glance',
+                   next((r for r in rows if r.case == 'clean'), None), 2)
+    small, large = find('prune', 'sqlite'), find('prune', 'sqlite at scale')
+    if small and large:
+        growth = large.per_victim_ms / small.per_victim_ms
+        found.append(('ms/victim at %d <= 1.5x at %d' % (
+            large.images, small.images), '%.2fx' % growth, growth <= 1.5))
+        found.append(('at %d, within 3x of the floor' % large.images,
+                      '%.2fx' % large.floor_ratio, large.floor_ratio <= 3))
+        found.append(('peak RSS of a prune at %d < 150 MiB' % large.images,
+                      '%.0f MiB' % large.ours_rss, large.ours_rss < 150))
+    for r in rows:
+        if r.case == 'prune, under limit' and r.glance is not None:
+            found.append(('under-limit prune <= Glance (%s, %d)' % (
+                r.note, r.images), '%.3f s vs %.3f s' % (r.ours, r.glance),
+                r.ours <= r.glance))
+    hits = bench.notes.get('hits')
+    if hits:
+        found.append(('glance-api hit write waits < 200 ms during a prune',
+                      'max %.1f ms over %d writes' % (hits['max_wait_ms'],
+                                                      hits['writes']),
+                      hits['max_wait_ms'] < 200))
+    listing = next((r for r in rows if r.case == 'GET /v2/cache'), None)
+    if listing:
+        cost = listing.ours / listing.glance
+        found.append(('GET /v2/cache <= 2x Glance get_cached_images()',
+                      '%.2fx' % cost, cost <= 2))
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m bench',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='small caches; check correctness, not speed')
+    parser.add_argument('--only', action='append',
+                        help='run only this case (repeatable): sqlite, '
+                             'xattr, postgresql, mysql, scale, clean, list, '
+                             'hits')
+    parser.add_argument('--glance-at-scale', action='store_true',
+                        help="also time Glance's prune at the largest size "
+                             '(many minutes)')
+    parser.add_argument('--workdir', default=None,
+                        help='where to build the caches (default: a new '
+                             'temporary directory, removed afterwards)')
+    parser.add_argument('--json', help='also write the results here')
+    args = parser.parse_args(argv)
+
+    workdir = tempfile.mkdtemp(prefix='cache-maint-bench-', dir=args.workdir)
+    bench = Bench(workdir, QUICK if args.quick else FULL,
+                  args.glance_at_scale)
+    try:
+        run_cases(bench, args.only, args.quick)
+    except CheckFailed as e:
+        print('CHECK FAILED: %s' % e, file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(table(bench.rows))
+    hits = bench.notes.get('hits')
+    if hits:
+        print('\nglance-api hit writes during a cache-maint prune: %(writes)d '
+              'writes, max wait %(max_wait_ms).1f ms, p99 %(p99_wait_ms).1f '
+              'ms (prune took %(prune_seconds).3f s)' % hits)
+    if args.quick:
+        print('\nquick mode: every check passed; timings of small caches '
+              'mean nothing and are not judged')
+    else:
+        print('\ntargets (issue 5):')
+        for label, measured, met in targets(bench):
+            print('  %-52s %-28s %s' % (label, measured,
+                                        'met' if met else 'MISSED'))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'rows': [dataclasses.asdict(r) for r in bench.rows],
+                       'notes': bench.notes,
+                       'targets': targets(bench) if not args.quick else []},
+                      f, indent=2)
+    return 0
