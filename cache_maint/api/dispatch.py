@@ -24,8 +24,7 @@ class Dispatcher:
     def __call__(self, environ, start_response):
         req = webob.Request(environ)
         try:
-            handler, path_args = self._router.match(req.path_info,
-                                                    req.method)
+            handler, path_args = self._router.match(_path(req), req.method)
             response = handler(req, **path_args)
         except webob.exc.HTTPException as e:
             response = util.error_response(
@@ -36,6 +35,19 @@ class Dispatcher:
                 LOG.error('%s %s failed: %s', req.method, req.path, e)
             response = util.error_response(e.code, e.public_message)
         return response(environ, start_response)
+
+
+def _path(req):
+    """The request path, decoded; a path that is not UTF-8 is a 400.
+
+    The server percent-decodes the path into bytes; ``/v2/cache/%FF`` is
+    no UTF-8 text, so it names neither a route nor an image.
+    """
+    try:
+        return req.path_info
+    except UnicodeDecodeError:
+        raise webob.exc.HTTPBadRequest(
+            'The request path is not valid percent-encoded UTF-8.')
 
 
 class JSONErrors:

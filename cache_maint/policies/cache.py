@@ -25,7 +25,9 @@ rules = [
         check_str=ADMIN,
         scope_types=['project'],
         description='List the cached and the queued images.',
-        operations=[{'path': '/v2/cache', 'method': 'GET'}]),
+        # python-openstackclient looks the image up before queue and delete.
+        operations=[{'path': '/v2/cache', 'method': 'GET'},
+                    {'path': '/v2/images/{image_id}', 'method': 'GET'}]),
     policy.DocumentedRuleDefault(
         name=IMAGE,
         check_str=ADMIN,

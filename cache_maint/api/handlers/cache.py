@@ -47,7 +47,9 @@ def delete_image(req, image_id):
 def clear_cache(req):
     """DELETE /v2/cache : empty the cache, the queue, or both."""
     driver = _driver(req, policies.DELETE)
-    target = req.headers.get('x-image-cache-clear-target', '').strip()
+    # Only HTTP's own whitespace (space, tab) is trimmed: str.strip() would
+    # also drop U+00A0 or U+0085, and "cache\xa0" would clear the cache.
+    target = req.headers.get('x-image-cache-clear-target', '').strip(' \t')
     images.clear(driver, target.lower() or 'both')
     return _no_content()
 
