@@ -16,13 +16,13 @@ anywhere in the cache can be removed but is never followed out of it.
 
 from concurrent import futures
 import contextlib
-import dataclasses
 import errno
 import functools
 import os
 import re
 import stat
 import threading
+import typing
 
 from oslo_log import log as logging
 
@@ -51,9 +51,12 @@ def is_image_id(name):
     return isinstance(name, str) and _IMAGE_ID.fullmatch(name) is not None
 
 
-@dataclasses.dataclass(frozen=True)
-class CachedFile:
-    """A cached image file as the directory scan found it."""
+class CachedFile(typing.NamedTuple):
+    """A cached image file as the directory scan found it.
+
+    A named tuple: a scan makes one per image, and a frozen dataclass
+    costs several times as much to build.
+    """
 
     image_id: str
     size: int
@@ -61,9 +64,10 @@ class CachedFile:
     atime: float
 
 
-#: Threads that unlink a large batch of images, and the smallest batch
-#: worth them.
-UNLINK_THREADS = 8
+#: Threads that unlink many files, and the fewest files worth them. An
+#: unlink mostly waits on the disk (freeing blocks, and discarding them on
+#: SSDs); several in flight overlap those waits.
+UNLINK_THREADS = 16
 PARALLEL_FROM = 32
 
 _pool = None
@@ -78,6 +82,23 @@ def _unlink_pool():
             _pool = futures.ThreadPoolExecutor(
                 max_workers=UNLINK_THREADS, thread_name_prefix='unlink')
         return _pool
+
+
+def _each(work, items):
+    """[work(item) for item in items], from the unlink threads if many.
+
+    The items go to the threads in a few chunks each, not one by one: a
+    future per file would cost about as much as the unlink itself.
+    """
+    if len(items) < PARALLEL_FROM:
+        return [work(item) for item in items]
+    size = -(-len(items) // (UNLINK_THREADS * 4))
+    chunks = [items[i:i + size] for i in range(0, len(items), size)]
+    results = []
+    for done in _unlink_pool().map(
+            lambda chunk: [work(item) for item in chunk], chunks):
+        results.extend(done)
+    return results
 
 
 def _unlink_image(base, image_id):
@@ -96,6 +117,16 @@ def _unlink_image(base, image_id):
     except OSError as e:
         return image_id, st, e
     return image_id, st, None
+
+
+def _unlink_entry(dir_fd, entry):
+    """(name, lstat, error or None) of unlinking a scanned (name, lstat)."""
+    name, st = entry
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as e:
+        return name, st, e
+    return name, st, None
 
 
 def _exists(name, dir_fd):
@@ -118,6 +149,24 @@ class CacheDir:
         The base directory itself must already exist: creating it would
         touch something outside the cache.
         """
+        self.check_usable()
+        with self._open_base() as base:
+            for name in SUBDIRS:
+                try:
+                    os.mkdir(name, dir_fd=base)  # umask applies, as in Glance
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise exception.CacheDirError(
+                        'cannot create %s in image_cache_dir %s: %s'
+                        % (name, self.path, e))
+
+    def check_usable(self):
+        """Raise ConfigError unless the base directory is there to use.
+
+        Creates nothing, so that a start refused for another setting
+        leaves the cache directory as it was.
+        """
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -135,16 +184,6 @@ class CacheDir:
             raise exception.ConfigError(
                 'image_cache_dir %s is not writable by this process (uid %d)'
                 % (self.path, os.getuid()))
-        with self._open_base() as base:
-            for name in SUBDIRS:
-                try:
-                    os.mkdir(name, dir_fd=base)  # umask applies, as in Glance
-                except FileExistsError:
-                    pass
-                except OSError as e:
-                    raise exception.CacheDirError(
-                        'cannot create %s in image_cache_dir %s: %s'
-                        % (name, self.path, e))
 
     def check(self):
         """Raise CacheDirError unless the cache directory is still there."""
@@ -201,9 +240,10 @@ class CacheDir:
     def scan_images(self):
         """Return {image_id: CachedFile} for every cached image."""
         images = {}
+        is_id = _IMAGE_ID.fullmatch
         with self._open_base() as base:
             for entry, st in self._scan(base):
-                if stat.S_ISREG(st.st_mode) and is_image_id(entry.name):
+                if stat.S_ISREG(st.st_mode) and is_id(entry.name):
                     images[entry.name] = CachedFile(
                         entry.name, st.st_size, st.st_mtime, st.st_atime)
         return images
@@ -221,22 +261,17 @@ class CacheDir:
         """Unlink cached images by id.
 
         Only a regular file is removed, and only its link in the cache
-        directory; anything else under an image's name is left alone. Large
-        batches are unlinked from a few threads: an unlink waits on the
-        disk, and several in flight overlap that wait.
+        directory; anything else under an image's name is left alone.
         """
         outcome = removal.Outcome()
         with self._open_base() as base:
-            unlink = functools.partial(_unlink_image, base)
-            if len(image_ids) >= PARALLEL_FROM:
-                results = _unlink_pool().map(unlink, image_ids)
+            results = _each(functools.partial(_unlink_image, base),
+                            list(image_ids))
+        for image_id, st, error in results:
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                outcome.failed.append(image_id)
             else:
-                results = map(unlink, image_ids)
-            for image_id, st, error in results:
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    outcome.failed.append(image_id)
-                else:
-                    outcome.record(image_id, st, error, self.path)
+                outcome.record(image_id, st, error, self.path)
         return outcome.removal()
 
     def remove_from(self, subdir, select=lambda st: True):
@@ -246,15 +281,18 @@ class CacheDir:
         Symlinks are removed themselves, never followed.
         """
         outcome = removal.Outcome()
+        where = os.path.join(self.path, subdir)
         with self._open_subdir(subdir) as fd:
             if fd is None:
                 return removal.Removal()
-            for entry, st in list(self._scan(fd)):
-                if stat.S_ISDIR(st.st_mode) or not select(st):
-                    continue
-                where = os.path.join(self.path, subdir)
-                if not outcome.unlink(fd, entry.name, st, where):
-                    break
+            doomed = [(entry.name, st) for entry, st in self._scan(fd)
+                      if not stat.S_ISDIR(st.st_mode) and select(st)]
+            unlink = functools.partial(_unlink_entry, fd)
+            # The first alone: if the directory refuses every unlink
+            # (read-only, permissions), that is known after one attempt.
+            if doomed and outcome.record(*unlink(doomed[0]), where):
+                for result in _each(unlink, doomed[1:]):
+                    outcome.record(*result, where)
         return outcome.removal()
 
     def queue_image(self, image_id):

@@ -6,12 +6,16 @@ holds the task's locks (see ``cache_maint.locks``).
 
 Ordering matters because glance-api writes while we run. It renames a
 finished download into place *before* it records it, and deletes a file
-*before* its record. So we read the records first and scan the directory
-second: a record whose file is missing from the later scan is stale, and a
-file without a record may be a download being committed, which only a short
-grace period tells apart from a leftover.
+*before* its record. So clean reads the records first and scans the
+directory second: a record whose file is missing from the later scan is
+stale. Prune scans first, which tells it alone whether there is anything
+to do; the records it reads next can only be newer than the scan. A record
+whose file the scan did not see frees nothing and is skipped, and a file
+the scan saw without a record is either a leftover or a download being
+committed, which only a short grace period tells apart.
 """
 
+from concurrent import futures
 import dataclasses
 import time
 
@@ -135,7 +139,7 @@ def eviction_order(lru_ids, files, untracked_before):
 def prune(driver, max_size, now=None, stop_event=None):
     """Evict least recently used images until the cache fits ``max_size``.
 
-    One ordered read of the records, one directory scan, then batches of
+    One directory scan, one ordered read of the records, then batches of
     unlinks, each followed by one bounded delete of their records. A file
     that cannot be removed is skipped for the next candidate, so prune ends
     under the limit whenever enough deletable files exist. A stop request
@@ -144,39 +148,40 @@ def prune(driver, max_size, now=None, stop_event=None):
     now = time.time() if now is None else now
     cache = driver.cachedir
     cache.check()
-    lru_ids, files = driver.snapshot()
+    files = cache.scan_images()
     size = sum(f.size for f in files.values())
     if size <= max_size:
         LOG.debug('Image cache holds %d bytes, within its limit of %d; '
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
 
-    candidates = eviction_order(lru_ids, files, now - IN_FLIGHT_GRACE)
+    candidates = eviction_order(driver.lru_order(files), files,
+                                now - IN_FLIGHT_GRACE)
     excess = size - max_size
     LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
               size, excess, max_size)
     pruned = freed = failures = position = 0
     stopped = False
-    while excess > 0 and position < len(candidates):
-        if stop_event is not None and stop_event.is_set():
-            stopped = True
-            break
-        batch, planned = [], 0
-        while (position < len(candidates) and planned < excess
-               and len(batch) < DELETE_BATCH):
-            batch.append(candidates[position].image_id)
-            planned += candidates[position].size
-            position += 1
-        removal = cache.remove_images(batch)
-        gone = removal.removed + removal.vanished
-        if gone:
-            _forget_removed(driver, gone, pruned + len(removal.removed))
-        if removal.fatal:
-            raise exception.CacheDirError(removal.fatal)
-        pruned += len(removal.removed)
-        freed += removal.bytes_freed
-        failures += len(removal.failed)
-        excess -= sum(files[image_id].size for image_id in gone)
+    with _Forgetter(driver) as forgetter:
+        while excess > 0 and position < len(candidates):
+            if stop_event is not None and stop_event.is_set():
+                stopped = True
+                break
+            batch, planned = [], 0
+            while (position < len(candidates) and planned < excess
+                   and len(batch) < DELETE_BATCH):
+                batch.append(candidates[position].image_id)
+                planned += candidates[position].size
+                position += 1
+            removal = cache.remove_images(batch)
+            gone = removal.removed + removal.vanished
+            pruned += len(removal.removed)
+            forgetter.forget(gone, pruned)
+            if removal.fatal:
+                raise exception.CacheDirError(removal.fatal)
+            freed += removal.bytes_freed
+            failures += len(removal.failed)
+            excess -= sum(files[image_id].size for image_id in gone)
 
     result = PruneResult(files=pruned, bytes=freed, size_before=size,
                          size_after=max_size + excess, failures=failures,
@@ -185,15 +190,61 @@ def prune(driver, max_size, now=None, stop_event=None):
     return result
 
 
-def _forget_removed(driver, image_ids, pruned_so_far):
-    """Delete the records of removed files, or say plainly what is left."""
-    try:
-        driver.forget(image_ids)
-    except exception.MetadataError:
-        LOG.error('Prune removed %d images, but the records of the last %d '
-                  'could not be deleted; the next clean deletes them',
-                  pruned_so_far, len(image_ids))
-        raise
+class _Forgetter:
+    """Deletes the records of removed batches while the next is unlinked.
+
+    A batch's records are deleted only once its files are gone, in one
+    thread, one batch at a time; the unlinks of the next batch overlap that
+    write instead of waiting for it. Leaving the block waits for the last
+    delete, and any failure is raised, with a plain account of what is left.
+    """
+
+    def __init__(self, driver):
+        self.driver = driver
+        self._thread = futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='forget')
+        self._pending = None
+
+    def forget(self, image_ids, pruned_so_far):
+        """Delete these records once the previous delete is done."""
+        self._wait(len(image_ids), pruned_so_far)
+        if image_ids:
+            self._pending = (self._thread.submit(self.driver.forget,
+                                                 image_ids),
+                             len(image_ids), pruned_so_far)
+
+    def _wait(self, also_unrecorded=0, pruned_so_far=None):
+        """Wait for the previous delete.
+
+        If it failed, the batch removed since (``also_unrecorded`` files)
+        keeps its records too; the error says so, in the one line the
+        runner logs for the failed run.
+        """
+        if self._pending is None:
+            return
+        future, count, pruned = self._pending
+        self._pending = None
+        try:
+            future.result()
+        except exception.MetadataError as e:
+            raise exception.MetadataError(
+                'removed %d images, but the records of the last %d could '
+                'not be deleted (the next clean deletes them): %s'
+                % (pruned if pruned_so_far is None else pruned_so_far,
+                   count + also_unrecorded, e)) from e
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self._pending is not None:
+                # Already failing: still try to record what was removed.
+                self._pending[0].exception()
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 def _log_prune(result, max_size):

@@ -33,15 +33,16 @@ def _check_listener(conf):
 def _preflight(conf, running_listener=None):
     """Return why the service cannot run with ``conf``, or None.
 
-    The listener is probed unless it is the one already in use.
+    The listener is probed unless it is the one already in use, and before
+    the driver's setup: a refused start creates nothing in the cache.
     """
     try:
         cm_conf.check(conf)
+        if (conf.api.bind_host, conf.api.bind_port) != running_listener:
+            _check_listener(conf)
         driver = drivers.load_driver(conf)
         driver.setup()
         driver.close()
-        if (conf.api.bind_host, conf.api.bind_port) != running_listener:
-            _check_listener(conf)
     except exception.CacheMaintError as e:
         return str(e)
     return None

@@ -7,15 +7,18 @@ through this class.
 """
 
 import abc
-import dataclasses
+import typing
 
 from cache_maint import cachedir
 from cache_maint import exception
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageRecord:
-    """Glance's metadata for one cached image; times are epoch seconds."""
+class ImageRecord(typing.NamedTuple):
+    """Glance's metadata for one cached image; times are epoch seconds.
+
+    A named tuple: GET /v2/cache builds one per cached image, and a
+    dataclass (with ``asdict``) cost several times Glance's whole listing.
+    """
 
     image_id: str
     last_accessed: float
@@ -24,7 +27,7 @@ class ImageRecord:
     hits: int
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return self._asdict()
 
 
 class Driver(abc.ABC):
@@ -40,14 +43,21 @@ class Driver(abc.ABC):
     def setup(self):
         """Check the cache directory and the metadata store.
 
-        What Glance would create when it is missing is created.
+        What Glance would create when it is missing is created, once both
+        checked out: a start refused for a bad setting leaves the disk and
+        the database as they were.
         """
+        self.cachedir.check_usable()
+        self.check_metadata()
         self.cachedir.prepare()
         self.setup_metadata()
 
+    def check_metadata(self):
+        """Check the metadata settings and store, creating nothing."""
+
     @abc.abstractmethod
     def setup_metadata(self):
-        """Check (and if absent, create) the metadata store."""
+        """Create the metadata store (or this node's part of it) if absent."""
 
     @abc.abstractmethod
     def lru_ids(self):
@@ -78,6 +88,14 @@ class Driver(abc.ABC):
         """
         lru_ids = self.lru_ids()
         return lru_ids, self.cachedir.scan_images()
+
+    def lru_order(self, files):
+        """The recorded ids in LRU order, for a scan already made.
+
+        Drivers that keep their records in the files themselves read them
+        from ``files``; the others read their records now.
+        """
+        return self.lru_ids()
 
     def cached_nodes(self, image_id):
         """URLs of the nodes whose cache holds the image."""

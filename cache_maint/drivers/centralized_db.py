@@ -81,9 +81,12 @@ class CentralizedDbDriver(base.Driver):
 
     def _fail(self, error, doing):
         safe_url = self.engine.url.render_as_string(hide_password=True)
+        # libpq's messages span lines (a hint follows the error): a failed
+        # run must stay one line of the log.
+        cause = ' '.join(str(getattr(error, 'orig', None) or error).split())
         return exception.MetadataError(
             'cannot %s in the database of [database] connection (%s): %s'
-            % (doing, safe_url, getattr(error, 'orig', None) or error))
+            % (doing, safe_url, cause))
 
     def _node_scope(self):
         """This node's node_reference_id, as a subquery on its URL."""
@@ -96,7 +99,7 @@ class CentralizedDbDriver(base.Driver):
                 .where(_nodes.c.node_reference_url == self.url)
                 .scalar_subquery())
 
-    def setup_metadata(self):
+    def check_metadata(self):
         if not self.url:
             raise exception.ConfigError(
                 '[DEFAULT] worker_self_reference_url is not set; the '
@@ -113,6 +116,8 @@ class CentralizedDbDriver(base.Driver):
                 'run "glance-manage db sync" for a Glance database, or '
                 '"cache-maint-manage db-sync" for a standalone one'
                 % ' and no '.join(missing))
+
+    def setup_metadata(self):
         self._ensure_node()
 
     def _ensure_node(self):
@@ -137,12 +142,20 @@ class CentralizedDbDriver(base.Driver):
             raise self._fail(e, 'register this node')
 
     def lru_ids(self):
+        return self.lru_order(None)
+
+    def lru_order(self, files):
+        """This node's ids, LRU first; with a scan, only what it saw."""
         query = (sa.select(_images.c.image_id)
                  .where(_images.c.node_reference_id == self._node_scope())
                  .order_by(_images.c.last_accessed, _images.c.id))
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(query).scalars())
+                ids = conn.execute(query).scalars()
+                if files is None:
+                    return list(ids)
+                return [files[image_id].image_id for image_id in ids
+                        if image_id in files]
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'read the cached images')
 

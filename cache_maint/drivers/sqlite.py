@@ -47,6 +47,10 @@ FORGET_BATCH = 500
 
 _COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
 
+# Least recently used first; rowid (caching order) breaks ties.
+_LRU_QUERY = ('SELECT image_id FROM cached_images '
+              'ORDER BY last_accessed, rowid')
+
 
 class SqliteDriver(base.Driver):
     """Metadata in ``<image_cache_dir>/<image_cache_sqlite_db>``."""
@@ -90,8 +94,10 @@ class SqliteDriver(base.Driver):
         finally:
             conn.close()
 
-    def setup_metadata(self):
+    def check_metadata(self):
         self._refuse_creating_outside()
+
+    def setup_metadata(self):
         # Glance runs this CREATE under the same lock at every start; it
         # creates the table (and the file) when absent and is a no-op
         # otherwise. The SELECT then proves the table is Glance's.
@@ -118,10 +124,16 @@ class SqliteDriver(base.Driver):
 
     def lru_ids(self):
         with self._connect() as conn:
-            rows = conn.execute(
-                'SELECT image_id FROM cached_images '
-                'ORDER BY last_accessed, rowid').fetchall()
-        return [row[0] for row in rows]
+            return [image_id for (image_id,) in conn.execute(_LRU_QUERY)]
+
+    def lru_order(self, files):
+        # Streamed from the cursor, keeping only what the scan saw and as
+        # the scan's own strings: at 200,000 images, a list of every id
+        # read would cost tens of MB more at the peak of a prune.
+        with self._connect() as conn:
+            return [files[image_id].image_id
+                    for (image_id,) in conn.execute(_LRU_QUERY)
+                    if image_id in files]
 
     def list_records(self):
         with self._connect() as conn:

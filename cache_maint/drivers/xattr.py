@@ -62,10 +62,13 @@ class XattrDriver(base.Driver):
     def snapshot(self):
         """One scan: every image file is recorded, in Glance's LRU order."""
         files = self.cachedir.scan_images()
-        return _lru_order(files.values()), files
+        return self.lru_order(files), files
 
     def lru_ids(self):
         return self.snapshot()[0]
+
+    def lru_order(self, files):
+        return _lru_order(files.values())
 
     def list_records(self):
         records = []

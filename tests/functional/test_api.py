@@ -150,6 +150,9 @@ class TestRunRecord:
             prune['finished_at'] - prune['started_at'], abs=1e-5)
 
     def test_a_failed_run_is_recorded_without_host_paths(self, api):
+        # Over the limit: prune has to read the records to choose.
+        api.cache.add_image(last_accessed=100.0)
+        api.conf.set_override('image_cache_max_size', 0)
         with open(api.cache.db_path, 'wb') as f:
             f.write(b'garbage' * 1000)
         api.request('POST', '/v2/cache/prune')
@@ -301,6 +304,9 @@ class TestErrors:
         assert response.json['total_files_pruned'] == 3
 
     def test_a_failing_run_is_a_clear_error(self, api):
+        # Over the limit: prune has to read the records to choose.
+        api.cache.add_image(last_accessed=100.0)
+        api.conf.set_override('image_cache_max_size', 0)
         with open(api.cache.db_path, 'wb') as f:
             f.write(b'garbage' * 1000)
         message = assert_json_error(api.request('POST', '/v2/cache/prune'),

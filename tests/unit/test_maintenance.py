@@ -215,6 +215,81 @@ class TestPrune:
         assert len(cache.images()) == 3
         assert maintenance.prune(driver, 0).files == 3
 
+    def test_records_go_only_after_their_files(self, cache, monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 4)
+        ids = fill(cache, 40)
+        driver = make_driver(cache)
+        forget = driver.forget
+        still_there = []
+
+        def checking_forget(image_ids):
+            still_there.extend(i for i in image_ids
+                               if driver.cachedir.has_image(i))
+            return forget(image_ids)
+
+        monkeypatch.setattr(driver, 'forget', checking_forget)
+        assert maintenance.prune(driver, 10 * KIB).files == 30
+        assert still_there == []
+        assert cache.images() == set(ids[30:]) == set(cache.rows())
+
+    def test_failed_record_delete_fails_the_run_and_clean_repairs(
+            self, cache, monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 5)
+        ids = fill(cache, 20)
+        driver = make_driver(cache)
+        forget = driver.forget
+        calls = []
+
+        def failing_second_forget(image_ids):
+            calls.append(list(image_ids))
+            if len(calls) == 2:
+                raise exception.MetadataError('the database went away')
+            return forget(image_ids)
+
+        monkeypatch.setattr(driver, 'forget', failing_second_forget)
+        with pytest.raises(exception.MetadataError, match='went away') as e:
+            maintenance.prune(driver, 0)
+        # The batch whose delete failed and the one unlinked meanwhile.
+        assert 'removed 15 images, but the records of the last 10 could ' \
+            'not be deleted (the next clean deletes them)' in str(e.value)
+        # No file was kept whose record is gone; stale records remain.
+        assert set(cache.rows()) >= cache.images()
+        assert cache.images() < set(ids)
+        monkeypatch.setattr(driver, 'forget', forget)
+        maintenance.clean(driver, 0)
+        assert set(cache.rows()) == cache.images()
+
+    def test_under_limit_needs_no_records(self, cache):
+        """Like Glance's, a prune with nothing to do only scans the files."""
+        ids = fill(cache, 3)
+        driver = make_driver(cache)
+        holder = sqlite3.connect(cache.db_path, isolation_level=None)
+        holder.execute('BEGIN EXCLUSIVE')
+        try:
+            assert maintenance.prune(driver, 3 * KIB).files == 0
+        finally:
+            holder.execute('ROLLBACK')
+            holder.close()
+        assert cache.images() == set(ids)
+
+    def test_many_victims_are_unlinked_from_threads(self, cache,
+                                                    monkeypatch):
+        from cache_maint import cachedir
+        ids = fill(cache, cachedir.PARALLEL_FROM * 3)
+        unlinkers = set()
+        unlink = os.unlink
+
+        def recording_unlink(*args, **kwargs):
+            unlinkers.add(threading.current_thread().name)
+            return unlink(*args, **kwargs)
+
+        monkeypatch.setattr(os, 'unlink', recording_unlink)
+        keep = cachedir.PARALLEL_FROM
+        result = maintenance.prune(make_driver(cache), keep * KIB)
+        assert result.files == len(ids) - keep
+        assert cache.images() == set(ids[-keep:]) == set(cache.rows())
+        assert all(name.startswith('unlink') for name in unlinkers)
+
 
 class TestClean:
     def test_invalid_is_emptied(self, cache):
@@ -312,6 +387,35 @@ class TestClean:
             assert cache.images() == set(ids)
             assert cache.listdir('invalid') == {invalid}
         assert set(cache.rows()) == set(ids)
+
+    def test_many_files_are_cleaned(self, cache):
+        invalid = [cache.add_invalid() for _ in range(50)]
+        stalled = [cache.add_incomplete(age=3 * 86400) for _ in range(50)]
+        fresh = cache.add_incomplete(age=5)
+        result = maintenance.clean(make_driver(cache), 86400)
+        assert result.files == len(invalid) + len(stalled)
+        assert cache.listdir('invalid') == set()
+        assert cache.listdir('incomplete') == {fresh}
+
+    def test_read_only_stops_after_one_attempt(self, cache, monkeypatch):
+        for _ in range(50):
+            cache.add_invalid()
+        driver = make_driver(cache)
+        attempts = []
+        unlink = os.unlink
+
+        def counting_unlink(*args, **kwargs):
+            attempts.append(args[0])
+            return unlink(*args, **kwargs)
+
+        with base.read_only(cache.path):
+            monkeypatch.setattr(os, 'unlink', counting_unlink)
+            with pytest.raises(exception.CacheDirError,
+                               match='cannot remove files'):
+                maintenance.clean(driver, 0)
+            monkeypatch.undo()
+        assert len(attempts) == 1
+        assert len(cache.listdir('invalid')) == 50
 
     def test_cache_dir_removed_while_running(self, cache):
         driver = make_driver(cache)
