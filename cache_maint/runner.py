@@ -12,6 +12,7 @@ task never overlap and that a failed run was reported.
 """
 
 import collections
+import contextlib
 import dataclasses
 import threading
 import time
@@ -39,6 +40,7 @@ class RunRecord:
     outcome: str            # succeeded, stopped or failed
     error: str = None
     result: dict = None
+    failures: int = 0       # files the run could not remove
 
     def to_dict(self):
         return dict(dataclasses.asdict(self),
@@ -74,7 +76,8 @@ class TaskRunner:
             stop_event=self.stop_event))
 
     def _run(self, task, wait, trigger, work):
-        with self._locks.hold(task, wait):
+        with contextlib.ExitStack() as held:
+            self._take_locks(held, task, wait, trigger)
             started, clock = time.time(), time.monotonic()
             try:
                 result = work()
@@ -92,18 +95,34 @@ class TaskRunner:
             # of one run always ends before the next run's begins.
             self._record(task, trigger, started,
                          'stopped' if getattr(result, 'stopped', False)
-                         else 'succeeded', result=result.to_dict())
+                         else 'succeeded', result=result.to_dict(),
+                         failures=result.failures)
         LOG.debug('%s run (%s) took %.3f s', task.capitalize(), trigger,
                   time.monotonic() - clock)
         return result
 
+    def _take_locks(self, stack, task, wait, trigger):
+        """Hold the task's locks for the rest of ``stack``.
+
+        The lock files live in the cache directory: when it is gone or
+        read-only, the run fails before it starts, and is logged and
+        recorded like any failed run. A run held elsewhere, or a stop
+        requested while waiting, is no run and is not recorded.
+        """
+        try:
+            stack.enter_context(self._locks.hold(task, wait))
+        except exception.CacheDirError as e:
+            LOG.error('%s run (%s) failed: %s', task.capitalize(), trigger,
+                      e)
+            self._record(task, trigger, time.time(), 'failed', error=e)
+            raise
+
     def _record(self, task, trigger, started, outcome, error=None,
-                result=None):
+                result=None, failures=0):
         record = RunRecord(
             task=task, trigger=trigger, started_at=started,
             finished_at=time.time(), outcome=outcome,
-            error=_public_error(error),
-            result=result)
+            error=_public_error(error), result=result, failures=failures)
         with self._runs_lock:
             self._runs.append(record)
 

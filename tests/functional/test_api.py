@@ -143,7 +143,7 @@ class TestRunRecord:
                                    'total_bytes_cleaned': 2 * KIB}
         assert prune['result'] == {'total_files_pruned': 1,
                                    'total_bytes_pruned': 3 * KIB}
-        assert clean['error'] is None
+        assert clean['error'] is None and clean['failures'] == 0
         assert clean['started_at'] <= clean['finished_at']
         assert clean['finished_at'] <= prune['started_at']
         assert prune['duration'] == pytest.approx(
@@ -160,6 +160,14 @@ class TestRunRecord:
         assert (run['task'], run['outcome'], run['result']) == (
             'prune', 'failed', None)
         assert 'metadata' in run['error'] and '/tmp' not in run['error']
+
+    def test_a_run_that_cannot_take_its_lock_is_recorded(self, api):
+        # The lock files live in the cache directory.
+        os.rename(api.cache.path, api.cache.path + '.moved')
+        api.request('POST', '/v2/cache/clean')
+        [run] = api.request('GET', '/v2/cache/runs').json['runs']
+        assert (run['task'], run['outcome']) == ('clean', 'failed')
+        assert run['error'] and '/tmp' not in run['error']
 
     def test_a_run_that_never_started_is_not_recorded(self, tmp_path):
         api = API(tmp_path, api__task_wait_timeout=0)
