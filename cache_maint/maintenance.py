@@ -106,13 +106,16 @@ def _forget_missing(driver):
     """Delete the records whose file is gone.
 
     Each file is looked for once more just before: glance-api may have
-    cached the image again since the scan (file first, then record).
+    cached the image again since the scan (file first, then record). It
+    may also do so between that look and the delete, so only records made
+    before the snapshot are deleted: a new one is not stale.
     """
+    started = time.time()
     lru_ids, files = driver.snapshot()
     stale = [image_id for image_id in lru_ids if image_id not in files]
     stale = [image_id for image_id in stale
              if not driver.cachedir.has_image(image_id)]
-    return driver.forget(stale) if stale else 0
+    return driver.forget(stale, recorded_before=started) if stale else 0
 
 
 def eviction_order(lru_ids, files, untracked_before):

@@ -73,10 +73,13 @@ class Driver(abc.ABC):
         """Every ImageRecord, ordered by image id (Glance's listing)."""
 
     @abc.abstractmethod
-    def forget(self, image_ids):
+    def forget(self, image_ids, recorded_before=None):
         """Delete the records of these images; return how many went.
 
-        Deletes are batched in short, bounded transactions.
+        Deletes are batched in short, bounded transactions. With
+        ``recorded_before`` (epoch seconds), a record made since then is
+        kept: glance-api may have cached the image again after we found
+        its record stale.
         """
 
     def snapshot(self):

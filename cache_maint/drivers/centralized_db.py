@@ -32,6 +32,12 @@ def _epoch(moment):
     return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
+def _naive_utc(epoch):
+    """An epoch as Glance stores its times: a naive UTC datetime."""
+    return datetime.datetime.fromtimestamp(
+        epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
 def make_engine(url):
     """A pooled engine for ``url``."""
     url = sa.engine.make_url(url)
@@ -186,16 +192,22 @@ class CentralizedDbDriver(base.Driver):
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'read the cached nodes')
 
-    def forget(self, image_ids):
+    def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
         deleted = 0
+        scope = []
+        if recorded_before is not None:
+            # Glance sets last_modified when it records a cached image;
+            # MySQL rounds it to the second, so keep a second's margin.
+            scope.append(_images.c.last_modified < _naive_utc(
+                int(recorded_before) - 1))
         try:
             for start in range(0, len(image_ids), FORGET_BATCH):
                 batch = image_ids[start:start + FORGET_BATCH]
                 with self.engine.begin() as conn:
                     deleted += conn.execute(_images.delete().where(
                         _images.c.node_reference_id == self._node_scope(),
-                        _images.c.image_id.in_(batch))).rowcount
+                        _images.c.image_id.in_(batch), *scope)).rowcount
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'delete cached image records')
         return deleted

@@ -37,7 +37,10 @@ CREATE TABLE IF NOT EXISTS cached_images (
 # How long a statement waits for glance-api's lock. A writer that waits
 # holds a PENDING lock that keeps new readers out, and glance-api gives up
 # after 2 s, so this stays well below that; a write that times out is tried
-# again later, after the locks were released.
+# again later, after the locks were released. A query that times out is
+# tried again too: a reader waiting for its SHARED lock holds no lock, so
+# its wait keeps no one out, and under load (many API requests, glance-api
+# writing) one second without the lock is no reason to fail a request.
 BUSY_TIMEOUT = 1.0
 WRITE_ATTEMPTS = 5
 WRITE_PAUSE = 0.2
@@ -124,7 +127,7 @@ class SqliteDriver(base.Driver):
 
     def lru_ids(self):
         with self._connect() as conn:
-            return [image_id for (image_id,) in conn.execute(_LRU_QUERY)]
+            return [image_id for (image_id,) in _query(conn, _LRU_QUERY)]
 
     def lru_order(self, files):
         # Streamed from the cursor, keeping only what the scan saw and as
@@ -132,34 +135,52 @@ class SqliteDriver(base.Driver):
         # read would cost tens of MB more at the peak of a prune.
         with self._connect() as conn:
             return [files[image_id].image_id
-                    for (image_id,) in conn.execute(_LRU_QUERY)
+                    for (image_id,) in _query(conn, _LRU_QUERY)
                     if image_id in files]
 
     def list_records(self):
         with self._connect() as conn:
-            rows = conn.execute(
-                'SELECT %s FROM cached_images ORDER BY image_id'
+            rows = _query(
+                conn, 'SELECT %s FROM cached_images ORDER BY image_id'
                 % _COLUMNS).fetchall()
         return [base.ImageRecord(*row) for row in rows]
 
-    def forget(self, image_ids):
+    def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
         deleted = 0
+        # Glance sets last_modified when it records a cached image.
+        since = '' if recorded_before is None else ' AND last_modified < ?'
         with self._connect() as conn:
             for start in range(0, len(image_ids), FORGET_BATCH):
                 batch = image_ids[start:start + FORGET_BATCH]
                 marks = ','.join('?' * len(batch))
+                params = batch + ([] if recorded_before is None
+                                  else [recorded_before])
                 # In autocommit mode one statement is one short transaction.
                 deleted += _write(conn, 'DELETE FROM cached_images WHERE '
-                                        'image_id IN (%s)' % marks, batch)
+                                        'image_id IN (%s)%s' % (marks, since),
+                                  params)
         return deleted
 
 
 def _write(conn, sql, params):
     """Run one write statement, retrying while glance-api holds the lock."""
+    return _execute(conn, sql, params).rowcount
+
+
+def _query(conn, sql):
+    """Start a query, retrying while a writer holds the lock.
+
+    Its first step takes the SHARED lock, which the cursor then keeps
+    until it is exhausted: only that step can find the database locked.
+    """
+    return _execute(conn, sql, ())
+
+
+def _execute(conn, sql, params):
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            return conn.execute(sql, params).rowcount
+            return conn.execute(sql, params)
         except sqlite3.OperationalError as e:
             if 'locked' not in str(e) or attempt == WRITE_ATTEMPTS:
                 raise

@@ -81,7 +81,7 @@ class XattrDriver(base.Driver):
                 hits=self._hits(cached.image_id)))
         return sorted(records, key=lambda r: r.image_id)
 
-    def forget(self, image_ids):
+    def forget(self, image_ids, recorded_before=None):
         """Nothing to do: the metadata went with the file."""
         return 0
 

@@ -292,6 +292,31 @@ class TestPrune:
 
 
 class TestClean:
+    def test_image_cached_again_meanwhile_keeps_its_record(
+            self, cache, monkeypatch):
+        # glance-api takes the image out of the cache (file, then record)
+        # after clean read the records, and caches it again (file, then
+        # record) just after clean looked for the file once more: the new
+        # record is not stale.
+        image_id = cache.add_image(last_accessed=1000.0)
+        stale = set(cache.rows())
+        driver = make_driver(cache)
+        has_image = driver.cachedir.has_image
+
+        def cached_again_after_the_look(name):
+            found = has_image(name)
+            if name == image_id:
+                with sqlite3.connect(cache.db_path) as conn:
+                    conn.execute('DELETE FROM cached_images')
+                cache.add_image(image_id=image_id)
+            return found
+
+        os.unlink(os.path.join(cache.path, image_id))
+        monkeypatch.setattr(driver.cachedir, 'has_image',
+                            cached_again_after_the_look)
+        maintenance.clean(driver, 86400)
+        assert set(cache.rows()) == cache.images() == stale
+
     def test_invalid_is_emptied(self, cache):
         names = [cache.add_invalid(size=2 * KIB) for _ in range(3)]
         result = maintenance.clean(make_driver(cache), 86400)

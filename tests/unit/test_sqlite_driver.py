@@ -4,6 +4,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -11,6 +12,7 @@ from cache_maint import drivers
 from cache_maint.drivers import sqlite as sqlite_driver
 from cache_maint import exception
 from tests import base
+from tests.functional import helpers
 
 
 def make_driver(path, **overrides):
@@ -161,6 +163,65 @@ def test_glance_reads_and_writes_while_we_forget_a_large_cache(
     assert errors == []
     assert set(cache.rows()) == {reader_id}
     assert cache.rows()[reader_id][2] > 0
+
+
+@contextlib.contextmanager
+def _locked_out(db_path):
+    """Hold cache.db's EXCLUSIVE lock, as a writer committing does."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute('BEGIN EXCLUSIVE')
+    try:
+        yield
+    finally:
+        conn.execute('ROLLBACK')
+        conn.close()
+
+
+def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
+        tmp_path, monkeypatch):
+    """Under load a reader may wait past BUSY_TIMEOUT: it retries, no 503."""
+    monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
+    monkeypatch.setattr(sqlite_driver, 'WRITE_PAUSE', 0.02)
+    monkeypatch.setattr(sqlite_driver, 'WRITE_ATTEMPTS', 1000)
+    cache = base.SqliteCache(tmp_path)
+    image_id = cache.add_image()
+    driver = make_driver(tmp_path)
+    driver.setup()
+    waits = []
+
+    class CountingTime:
+        """The driver's time module: counts its pauses between tries."""
+
+        @staticmethod
+        def sleep(seconds):
+            waits.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(sqlite_driver, 'time', CountingTime)
+    results = []
+    with _locked_out(driver.db_path):
+        reader = threading.Thread(target=lambda: results.append(
+            (driver.lru_ids(), driver.list_records())))
+        reader.start()
+        # Locked out for several of its busy timeouts (polled, not timed).
+        helpers.wait_for(lambda: len(waits) >= 3,
+                         'the read to be locked out three times')
+    reader.join(30)
+    assert results and results[0][0] == [image_id]
+    assert [r.image_id for r in results[0][1]] == [image_id]
+
+
+def test_a_read_locked_out_for_good_is_a_clear_error(tmp_path, monkeypatch):
+    """The retries are bounded: a lock never released is a MetadataError."""
+    monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
+    monkeypatch.setattr(sqlite_driver, 'WRITE_PAUSE', 0.01)
+    cache = base.SqliteCache(tmp_path)
+    cache.add_image()
+    driver = make_driver(tmp_path)
+    driver.setup()
+    with _locked_out(driver.db_path):
+        with pytest.raises(exception.MetadataError, match='locked'):
+            driver.list_records()
 
 
 def test_database_outside_the_cache_is_never_created(tmp_path):
