@@ -311,12 +311,17 @@ class Bench:
         check(not writer.errors, 'glance-api hit updates failed during the '
               'prune: %s' % writer.errors[:3])
         self.notes['hits'] = {
-            'writes': len(writer.latencies),
-            'max_wait_ms': 1000 * max(writer.latencies),
-            'p99_wait_ms': 1000 * sorted(writer.latencies)[
-                int(0.99 * (len(writer.latencies) - 1))],
+            'writes': len(writer.lock_waits),
+            'max_lock_wait_ms': 1000 * max(writer.lock_waits),
+            'p99_lock_wait_ms': 1000 * _p99(writer.lock_waits),
+            'max_commit_ms': 1000 * max(writer.commits),
+            'p99_commit_ms': 1000 * _p99(writer.commits),
             'prune_seconds': seconds,
         }
+
+
+def _p99(values):
+    return sorted(values)[int(0.99 * (len(values) - 1))]
 
 
 def run_cases(bench, only, quick):
@@ -408,10 +413,10 @@ def targets(bench):
                 r.ours <= r.glance))
     hits = bench.notes.get('hits')
     if hits:
-        found.append(('glance-api hit write waits < 200 ms during a prune',
-                      'max %.1f ms over %d writes' % (hits['max_wait_ms'],
-                                                      hits['writes']),
-                      hits['max_wait_ms'] < 200))
+        found.append(('glance-api waits < 200 ms for the write lock',
+                      'max %.1f ms over %d writes' % (
+                          hits['max_lock_wait_ms'], hits['writes']),
+                      hits['max_lock_wait_ms'] < 200))
     listing = next((r for r in rows if r.case == 'GET /v2/cache'), None)
     if listing:
         cost = listing.ours / listing.glance
@@ -452,9 +457,11 @@ def main(argv=None):
     print(table(bench.rows))
     hits = bench.notes.get('hits')
     if hits:
-        print('\nglance-api hit writes during a cache-maint prune: %(writes)d '
-              'writes, max wait %(max_wait_ms).1f ms, p99 %(p99_wait_ms).1f '
-              'ms (prune took %(prune_seconds).3f s)' % hits)
+        print('\nglance-api hit writes during a cache-maint prune '
+              '(%(prune_seconds).3f s): %(writes)d writes; waiting for the '
+              'write lock: max %(max_lock_wait_ms).1f ms, p99 '
+              '%(p99_lock_wait_ms).1f ms; their own commits: max '
+              '%(max_commit_ms).1f ms, p99 %(p99_commit_ms).1f ms' % hits)
     if args.quick:
         print('\nquick mode: every check passed; timings of small caches '
               'mean nothing and are not judged')
