@@ -248,6 +248,17 @@ class CacheDir:
                         entry.name, st.st_size, st.st_mtime, st.st_atime)
         return images
 
+    def sync(self):
+        """Make the unlinks done so far durable (fsync of the directory)."""
+        with self._open_base() as base:
+            try:
+                os.fsync(base)
+            except OSError as e:
+                if e.errno != errno.EINVAL:   # no fsync of directories here
+                    raise exception.CacheDirError(
+                        'cannot sync image cache directory %s: %s'
+                        % (self.path, e))
+
     def has_image(self, image_id):
         """True if a cached image file of that id is there right now."""
         with self._open_base() as base:

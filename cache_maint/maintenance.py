@@ -194,16 +194,23 @@ def prune(driver, max_size, now=None, stop_event=None):
 
 
 class _Forgetter:
-    """Deletes the records of removed batches while the next is unlinked.
+    """Deletes the records of each removed batch, never before its files.
 
-    A batch's records are deleted only once its files are gone, in one
-    thread, one batch at a time; the unlinks of the next batch overlap that
-    write instead of waiting for it. Leaving the block waits for the last
-    delete, and any failure is raised, with a plain account of what is left.
+    Where the records live on another disk (centralized_db), a batch's
+    records are deleted in a thread while the next batch is unlinked, one
+    batch at a time. Where they live on the cache's own filesystem (sqlite),
+    a commit would have to flush the journal that concurrent unlinks keep
+    filling, and would hold the database's write lock, which glance-api
+    waits for, for as long: there the batch's unlinks are first made
+    durable (an fsync of the directory, holding no lock), then its records
+    deleted in a short transaction, before the next batch starts. Leaving
+    the block waits for the last delete; any failure is raised, with a plain
+    account of what is left.
     """
 
     def __init__(self, driver):
         self.driver = driver
+        self._overlap = not driver.metadata_on_cache_disk
         self._thread = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='forget')
         self._pending = None
@@ -211,10 +218,20 @@ class _Forgetter:
     def forget(self, image_ids, pruned_so_far):
         """Delete these records once the previous delete is done."""
         self._wait(len(image_ids), pruned_so_far)
-        if image_ids:
-            self._pending = (self._thread.submit(self.driver.forget,
-                                                 image_ids),
-                             len(image_ids), pruned_so_far)
+        if not image_ids:
+            return
+        if self._overlap:
+            future = self._thread.submit(self.driver.forget, image_ids)
+        else:
+            self.driver.cachedir.sync()
+            future = futures.Future()
+            try:
+                future.set_result(self.driver.forget(image_ids))
+            except exception.MetadataError as e:
+                future.set_exception(e)
+        self._pending = (future, len(image_ids), pruned_so_far)
+        if not self._overlap:
+            self._wait()
 
     def _wait(self, also_unrecorded=0, pruned_so_far=None):
         """Wait for the previous delete.

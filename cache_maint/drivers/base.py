@@ -36,6 +36,9 @@ class Driver(abc.ABC):
     #: The ``image_cache_driver`` value this class implements.
     name = None
 
+    #: True if the records are written to the cache's own filesystem.
+    metadata_on_cache_disk = False
+
     def __init__(self, conf):
         self.conf = conf
         self.cachedir = cachedir.CacheDir(conf.image_cache_dir)

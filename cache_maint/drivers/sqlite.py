@@ -59,6 +59,7 @@ class SqliteDriver(base.Driver):
     """Metadata in ``<image_cache_dir>/<image_cache_sqlite_db>``."""
 
     name = 'sqlite'
+    metadata_on_cache_disk = True
 
     def __init__(self, conf):
         super().__init__(conf)
