@@ -33,7 +33,7 @@ IN_FLIGHT_GRACE = 10
 
 #: Most victims removed between two checks of the stop event. A batch is
 #: unlinked and then forgotten, so a stop never leaves a batch half done.
-DELETE_BATCH = 500
+DELETE_BATCH = 2000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,8 +45,9 @@ BUSY_TIMEOUT = 1.0
 WRITE_ATTEMPTS = 5
 WRITE_PAUSE = 0.2
 
-# Ids per DELETE: one short transaction, well below SQLite's variable limit.
-FORGET_BATCH = 500
+# Ids per DELETE, one short transaction (tens of ms on a busy disk): fewer
+# commits, fewer fsyncs. SQLite before 3.32 allows 999 variables only.
+FORGET_BATCH = 2000
 
 _COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
 
@@ -152,8 +153,10 @@ class SqliteDriver(base.Driver):
         # Glance sets last_modified when it records a cached image.
         since = '' if recorded_before is None else ' AND last_modified < ?'
         with self._connect() as conn:
-            for start in range(0, len(image_ids), FORGET_BATCH):
-                batch = image_ids[start:start + FORGET_BATCH]
+            step = min(FORGET_BATCH, conn.getlimit(
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+            for start in range(0, len(image_ids), step):
+                batch = image_ids[start:start + step]
                 marks = ','.join('?' * len(batch))
                 params = batch + ([] if recorded_before is None
                                   else [recorded_before])

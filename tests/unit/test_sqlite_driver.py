@@ -115,6 +115,9 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
             statements.append(len(params))
             return self.conn.execute(sql, params)
 
+        def getlimit(self, category):
+            return self.conn.getlimit(category)
+
     @contextlib.contextmanager
     def spying_connect(create=False):
         with real_connect(create) as conn:
