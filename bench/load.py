@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 
+from bench import tables
 from bench import workload
 
 #: The mix of requests: (name, weight, method, path maker, expected codes).
@@ -509,24 +510,13 @@ def settle(daemon, copy):
             'invalid': len(copy.files_in('invalid'))}
 
 
-def _fmt(value, spec):
-    return '-' if value is None else spec % value
-
-
 def table(result):
     header = ('operation', 'requests', 'req/s', 'p50 ms', 'p99 ms',
               'max ms', 'statuses')
-    lines = [header] + [
-        (name, str(count), '%.1f' % rate, _fmt(p50, '%.1f'),
-         _fmt(p99, '%.1f'), _fmt(top, '%.1f'), statuses)
-        for name, count, rate, p50, p99, top, statuses in result.rows()]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rule = '  '.join('=' * w for w in widths)
-    out = [rule, '  '.join(h.ljust(w) for h, w in zip(header, widths)), rule]
-    out += ['  '.join(c.ljust(w) for c, w in zip(line, widths))
-            for line in lines[1:]]
-    out.append(rule)
-    return '\n'.join(out)
+    return tables.grid(header, [
+        (name, str(count), '%.1f' % rate, tables.fmt(p50, '%.1f'),
+         tables.fmt(p99, '%.1f'), tables.fmt(top, '%.1f'), statuses)
+        for name, count, rate, p50, p99, top, statuses in result.rows()])
 
 
 def runs_summary(result):
@@ -553,7 +543,7 @@ def report(result):
         '%d clients, %.0f s (elapsed %.1f s); slowest client finished '
         '%s s after the end' % (result.clients, result.seconds,
                                 result.elapsed,
-                                _fmt(result.last_finish, '%.2f')),
+                                tables.fmt(result.last_finish, '%.2f')),
         table(result),
         'runs recorded by the service (GET /v2/cache/runs, read every '
         '%.1f s; %d windows did not overlap the previous one):'

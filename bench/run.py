@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from bench import measure
+from bench import tables
 from bench import workload
 from tests.compat import glance_cache
 
@@ -349,30 +350,17 @@ def run_cases(bench, only, quick):
         case()
 
 
-def _fmt(value, spec='%.3f'):
-    return '-' if value is None else spec % value
-
-
 def table(rows):
     header = ('case', 'driver', 'images', 'victims', 'Glance s',
               'cache-maint s', 'ratio', 'ms/victim', 'floor s', 'vs floor',
               'RSS MiB G/cm', 'note')
-    lines = [header]
-    for r in rows:
-        lines.append((
-            r.case, r.driver, str(r.images), str(r.victims), _fmt(r.glance),
-            _fmt(r.ours), _fmt(r.ratio, '%.1fx'),
-            _fmt(r.per_victim_ms, '%.4f'), _fmt(r.floor),
-            _fmt(r.floor_ratio, '%.2fx'),
-            '%s/%s' % (_fmt(r.glance_rss, '%.0f'), _fmt(r.ours_rss, '%.0f')),
-            r.note))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rule = '  '.join('=' * w for w in widths)
-    out = [rule, '  '.join(h.ljust(w) for h, w in zip(header, widths)), rule]
-    out += ['  '.join(c.ljust(w) for c, w in zip(line, widths))
-            for line in lines[1:]]
-    out.append(rule)
-    return '\n'.join(out)
+    fmt = tables.fmt
+    return tables.grid(header, [(
+        r.case, r.driver, str(r.images), str(r.victims), fmt(r.glance),
+        fmt(r.ours), fmt(r.ratio, '%.1fx'), fmt(r.per_victim_ms, '%.4f'),
+        fmt(r.floor), fmt(r.floor_ratio, '%.2fx'),
+        '%s/%s' % (fmt(r.glance_rss, '%.0f'), fmt(r.ours_rss, '%.0f')),
+        r.note) for r in rows])
 
 
 def targets(bench):

@@ -112,11 +112,7 @@ def _unlink_image(base, image_id):
         return image_id, None, e
     if not stat.S_ISREG(st.st_mode):
         return image_id, st, None
-    try:
-        os.unlink(image_id, dir_fd=base)
-    except OSError as e:
-        return image_id, st, e
-    return image_id, st, None
+    return _unlink_entry(base, (image_id, st))
 
 
 def _unlink_entry(dir_fd, entry):

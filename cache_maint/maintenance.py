@@ -220,16 +220,10 @@ class _Forgetter:
         self._wait(len(image_ids), pruned_so_far)
         if not image_ids:
             return
-        if self._overlap:
-            future = self._thread.submit(self.driver.forget, image_ids)
-        else:
+        if not self._overlap:
             self.driver.cachedir.sync()
-            future = futures.Future()
-            try:
-                future.set_result(self.driver.forget(image_ids))
-            except exception.MetadataError as e:
-                future.set_exception(e)
-        self._pending = (future, len(image_ids), pruned_so_far)
+        self._pending = (self._thread.submit(self.driver.forget, image_ids),
+                         len(image_ids), pruned_so_far)
         if not self._overlap:
             self._wait()
 
