@@ -101,28 +101,27 @@ def _each(work, items):
     return results
 
 
-def _unlink_image(base, image_id):
-    """(image_id, lstat or None, error or None) of unlinking one image.
+def _unlink(dir_fd, name, size):
+    """(name, error or None, size) of unlinking ``name`` of ``size`` bytes."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as e:
+        return name, e, size
+    return name, None, size
 
-    Anything but a regular file is reported by its lstat and left alone.
+
+def _unlink_image(base, image_id):
+    """As _unlink, for an image named by id: only a regular file goes.
+
+    Anything else under that name is left alone, reported as NotAFile.
     """
     try:
         st = os.stat(image_id, dir_fd=base, follow_symlinks=False)
     except OSError as e:
-        return image_id, None, e
+        return image_id, e, 0
     if not stat.S_ISREG(st.st_mode):
-        return image_id, st, None
-    return _unlink_entry(base, (image_id, st))
-
-
-def _unlink_entry(dir_fd, entry):
-    """(name, lstat, error or None) of unlinking a scanned (name, lstat)."""
-    name, st = entry
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except OSError as e:
-        return name, st, e
-    return name, st, None
+        return image_id, removal.NotAFile(image_id), 0
+    return _unlink(base, image_id, st.st_size)
 
 
 def _exists(name, dir_fd):
@@ -274,11 +273,26 @@ class CacheDir:
         with self._open_base() as base:
             results = _each(functools.partial(_unlink_image, base),
                             list(image_ids))
-        for image_id, st, error in results:
-            if st is not None and not stat.S_ISREG(st.st_mode):
-                outcome.failed.append(image_id)
-            else:
-                outcome.record(image_id, st, error, self.path)
+        for result in results:
+            outcome.record(*result, self.path)
+        return outcome.removal()
+
+    def evict(self, files):
+        """Unlink images the directory scan found, by their scanned entry.
+
+        The scan saw each as a regular file, so there is no second stat: a
+        check made before the unlink proves nothing about the name at the
+        unlink itself, and it is one more system call per victim. Whatever
+        is under the name by then, unlink removes that one name from the
+        cache directory: it follows no symlink and removes no directory.
+        The bytes freed are the scanned sizes.
+        """
+        outcome = removal.Outcome()
+        with self._open_base() as base:
+            results = _each(lambda f: _unlink(base, f.image_id, f.size),
+                            list(files))
+        for result in results:
+            outcome.record(*result, self.path)
         return outcome.removal()
 
     def remove_from(self, subdir, select=lambda st: True):
@@ -292,9 +306,13 @@ class CacheDir:
         with self._open_subdir(subdir) as fd:
             if fd is None:
                 return removal.Removal()
-            doomed = [(entry.name, st) for entry, st in self._scan(fd)
+            doomed = [(entry.name, removal.size_of(st))
+                      for entry, st in self._scan(fd)
                       if not stat.S_ISDIR(st.st_mode) and select(st)]
-            unlink = functools.partial(_unlink_entry, fd)
+
+            def unlink(entry):
+                return _unlink(fd, *entry)
+
             # The first alone: if the directory refuses every unlink
             # (read-only, permissions), that is known after one attempt.
             if doomed and outcome.record(*unlink(doomed[0]), where):
@@ -340,7 +358,7 @@ class CacheDir:
             if not stat.S_ISREG(st.st_mode):
                 return False
             outcome = removal.Outcome()
-            outcome.unlink(queue, image_id, st,
+            outcome.record(*_unlink(queue, image_id, removal.size_of(st)),
                            os.path.join(self.path, QUEUE))
         if outcome.fatal:
             raise exception.CacheDirError(outcome.fatal)

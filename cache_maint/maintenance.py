@@ -173,10 +173,10 @@ def prune(driver, max_size, now=None, stop_event=None):
             batch, planned = [], 0
             while (position < len(candidates) and planned < excess
                    and len(batch) < DELETE_BATCH):
-                batch.append(candidates[position].image_id)
+                batch.append(candidates[position])
                 planned += candidates[position].size
                 position += 1
-            removal = cache.remove_images(batch)
+            removal = cache.evict(batch)
             gone = removal.removed + removal.vanished
             pruned += len(removal.removed)
             forgetter.forget(gone, pruned)

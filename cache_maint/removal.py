@@ -2,7 +2,6 @@
 
 import dataclasses
 import errno
-import os
 import stat
 
 from oslo_log import log as logging
@@ -32,6 +31,15 @@ class Removal:
 _DIRECTORY_ERRORS = (errno.EROFS, errno.EACCES)
 
 
+class NotAFile(Exception):
+    """What was under an image's name was not a regular file: left alone."""
+
+
+def size_of(st):
+    """The bytes unlinking an entry of this lstat frees (files only)."""
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
 class Outcome:
     """Collects what a series of unlinks did, for a Removal."""
 
@@ -40,25 +48,19 @@ class Outcome:
         self.freed = 0
         self.fatal = None
 
-    def unlink(self, dir_fd, name, st, where):
-        """Unlink ``name``; False if the whole directory is doomed."""
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-        except OSError as e:
-            return self.record(name, st, e, where)
-        return self.record(name, st, None, where)
+    def record(self, name, error, size, where):
+        """Count one unlink of ``size`` bytes that ended with ``error``.
 
-    def record(self, name, st, error, where):
-        """Count one unlink that ended with ``error`` (None: it worked).
-
-        Returns False if the error dooms every file of the directory.
+        ``error`` is None if it worked. Returns False if the error dooms
+        every file of the directory.
         """
         if error is None:
             self.removed.append(name)
-            if stat.S_ISREG(st.st_mode):
-                self.freed += st.st_size
+            self.freed += size
         elif isinstance(error, FileNotFoundError):
             self.vanished.append(name)
+        elif isinstance(error, NotAFile):
+            self.failed.append(name)
         else:
             self.failed.append(name)
             if error.errno in _DIRECTORY_ERRORS:

@@ -113,6 +113,48 @@ def test_queue_image_as_glance_does(tmp_path):
         directory.queue_image('../../etc/passwd')
 
 
+def test_evict_removes_scanned_images_by_name_and_follows_nothing(
+        tmp_path, tmp_path_factory):
+    outside = tmp_path_factory.mktemp('outside') / 'target'
+    outside.write_text('keep')
+    cache = base.SqliteCache(tmp_path)
+    ids = cache.add_images(cachedir.PARALLEL_FROM * 2, size=7)
+    directory = cachedir.CacheDir(str(tmp_path))
+    scanned = directory.scan_images()
+    # After the scan: one image is gone, one became a symlink out of the
+    # cache, one a directory.
+    gone, swapped, made_dir = ids[:3]
+    for image_id in ids[:3]:
+        os.unlink(tmp_path / image_id)
+    os.symlink(outside, tmp_path / swapped)
+    os.mkdir(tmp_path / made_dir)
+
+    removal = directory.evict(scanned.values())
+
+    kept = set(ids[3:])
+    assert set(removal.removed) == kept | {swapped}
+    assert removal.bytes_freed == 7 * len(removal.removed)
+    assert removal.vanished == (gone,)
+    assert removal.failed == (made_dir,)
+    assert removal.fatal is None
+    assert outside.read_text() == 'keep'
+    assert os.listdir(tmp_path / made_dir) == []
+    assert not kept & cache.images()
+    assert not os.path.lexists(tmp_path / swapped)
+
+
+def test_evict_stops_on_a_read_only_directory(tmp_path):
+    cache = base.SqliteCache(tmp_path)
+    cache.add_images(cachedir.PARALLEL_FROM * 2, size=7)
+    directory = cachedir.CacheDir(str(tmp_path))
+    scanned = directory.scan_images()
+    with base.read_only(tmp_path):
+        removal = directory.evict(scanned.values())
+    assert removal.removed == ()
+    assert sorted(removal.failed) == sorted(scanned)
+    assert 'cannot remove files from' in removal.fatal
+
+
 def test_large_batches_are_removed_in_parallel_with_exact_counts(tmp_path):
     cache = base.SqliteCache(tmp_path)
     ids = cache.add_images(cachedir.PARALLEL_FROM * 3, size=7)

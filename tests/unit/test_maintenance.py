@@ -167,13 +167,13 @@ class TestPrune:
         ids = fill(cache, 10)
         stop = threading.Event()
         driver = make_driver(cache)
-        remove = driver.cachedir.remove_images
+        remove = driver.cachedir.evict
 
-        def remove_then_stop(image_ids):
+        def remove_then_stop(batch):
             stop.set()
-            return remove(image_ids)
+            return remove(batch)
 
-        monkeypatch.setattr(driver.cachedir, 'remove_images',
+        monkeypatch.setattr(driver.cachedir, 'evict',
                             remove_then_stop)
         result = maintenance.prune(driver, 0, stop_event=stop)
         assert result.stopped
