@@ -7,6 +7,7 @@ everything with state (driver, threads, sockets) is made in ``start()`` and
 torn down in ``stop()``.
 """
 
+import gc
 import threading
 
 from oslo_log import log as logging
@@ -56,6 +57,7 @@ class MaintenanceService(service.Service):
         self._api.start()
         self._periodic = tasks.PeriodicTasks(self.conf, task_runner)
         self._periodic.start()
+        _freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
                  'bytes)', self.conf.image_cache_dir, self._driver.name,
                  self.conf.image_cache_max_size)
@@ -82,6 +84,7 @@ class MaintenanceService(service.Service):
         if self._driver is not None:
             self._driver.close()
         self._driver = self._api = self._periodic = None
+        gc.unfreeze()
         super().stop(graceful)
         self._stopped.set()
 
@@ -90,3 +93,17 @@ class MaintenanceService(service.Service):
 
     def reset(self):
         """Nothing to do: a reload arrives as a new worker process."""
+
+
+def _freeze_start_up_objects():
+    """Keep the objects made at start-up out of every garbage collection.
+
+    The libraries, the configuration and the application are some 90,000
+    objects that live as long as the process. The collector would walk
+    them all in each full collection, and a request that builds many
+    objects (GET /v2/cache of 20,000 images builds 40,000) sets one off:
+    a third of that request's time. The garbage made so far is collected
+    first, so that none is kept for good.
+    """
+    gc.collect()
+    gc.freeze()

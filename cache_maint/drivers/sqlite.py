@@ -145,7 +145,7 @@ class SqliteDriver(base.Driver):
             rows = _query(
                 conn, 'SELECT %s FROM cached_images ORDER BY image_id'
                 % _COLUMNS).fetchall()
-        return [base.ImageRecord(*row) for row in rows]
+        return list(map(base.ImageRecord._make, rows))
 
     def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
