@@ -17,6 +17,19 @@ Child = collections.namedtuple('Child', 'stdout stderr status peak_rss_mib')
 _RUN_TOOK = re.compile(r'(Prune|Clean) run \(command line\) took ([0-9.]+) s')
 
 
+#: Seconds to let the disk go quiet before each timed run, once every
+#: write is flushed: the run before (a Glance prune makes tens of thousands
+#: of writes and discards) must not slow the next one down, whichever side
+#: it is.
+SETTLE_SECONDS = 1.0
+
+
+def settle():
+    """Flush every write and give the disk a moment before a timed run."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
+
+
 def run_child(argv, timeout=3600):
     """Run a process to its end; its output and its own peak RSS.
 
@@ -78,6 +91,7 @@ def glance(operation, copy, **options):
         argv += ['--connection', copy.connection]
     for name, value in options.items():
         argv += ['--' + name.replace('_', '-'), str(value)]
+    settle()
     child = checked(run_child(argv), 'Glance %s' % operation)
     report = json.loads(child.stdout.strip().splitlines()[-1])
     return report['seconds'], report['result'], child.peak_rss_mib
@@ -90,6 +104,7 @@ def cache_maint(operation, config_file):
     """
     script = os.path.join(os.path.dirname(sys.executable),
                           'cache-maint-manage')
+    settle()
     child = checked(run_child([script, '--config-file', config_file,
                                '--debug', operation]),
                     'cache-maint-manage %s' % operation)
@@ -107,6 +122,7 @@ def floor(directory, victims):
     The least any prune can do: learn what is there and its size, then
     remove each victim, one after another, through the directory's fd.
     """
+    settle()
     started = time.perf_counter()
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
