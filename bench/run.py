@@ -27,6 +27,7 @@ import time
 from bench import measure
 from bench import tables
 from bench import workload
+from cache_maint import cachedir
 from tests.compat import glance_cache
 
 MIB = 1024 * 1024
@@ -41,6 +42,7 @@ class Row:
     glance: float = None        # seconds, Glance 33
     ours: float = None          # seconds, cache-maint
     floor: float = None         # seconds, bare scan and unlink
+    unlinks: float = None       # seconds, the victims' unlinks alone
     glance_rss: float = None    # MiB
     ours_rss: float = None
     note: str = ''
@@ -54,6 +56,13 @@ class Row:
     @property
     def per_victim_ms(self):
         return 1000 * self.ours / self.victims if self.victims else None
+
+    @property
+    def unlinks_ratio(self):
+        """Glance's time over the unlinks alone (the most to gain here)."""
+        if self.glance is None or not self.unlinks:
+            return None
+        return self.glance / self.unlinks
 
     @property
     def floor_ratio(self):
@@ -124,12 +133,10 @@ class Bench:
         return path
 
     def _copies(self, name, driver, images, count, connections=None,
-                floor=False, **extra):
-        """``count`` identical copies; with ``floor``, files only last."""
-        connections = connections or [None] * count
-        drivers = [driver] * count
-        if floor:
-            drivers[-1] = None
+                files_only=0, **extra):
+        """``count`` identical copies; the last ``files_only``, files only."""
+        connections = (connections or []) + [None] * count
+        drivers = [driver] * (count - files_only) + [None] * files_only
         copies = [workload.Copy(self._dir('%s-%d' % (name, i)), drivers[i],
                                 connections[i]).build(images, **extra)
                   for i in range(count)]
@@ -143,22 +150,21 @@ class Bench:
         images = workload.plan(count, seed=count, now=self.now)
         max_size, survivors = workload.limit_keeping(images, count - victims)
         total = sum(i.size for i in images)
-        connections = None
+        connections = []
         if connection_kind:
             connections = [glance_cache.create_database(connection_kind)
-                           for _ in range(2)] + [None]
-            for url in connections[:2]:
+                           for _ in range(2)]
+            for url in connections:
                 glance_cache.create_cache_tables(url)
         try:
-            glance_copy, ours_copy, floor_copy = self._copies(
-                case, driver, images, 3, connections, floor=True)
-            self._prune_under_limit(case, glance_copy, ours_copy, total,
-                                    count, with_glance)
-            self._prune_over_limit(case, glance_copy, ours_copy, floor_copy,
-                                   images, max_size, survivors, victims,
-                                   with_glance)
+            copies = self._copies(case, driver, images, 4, connections,
+                                  files_only=2)
+            self._prune_under_limit(case, *copies[:2], total, count,
+                                    with_glance)
+            self._prune_over_limit(case, *copies, images, max_size,
+                                   survivors, victims, with_glance)
         finally:
-            for url in (connections or [])[:2]:
+            for url in connections:
                 glance_cache.drop_database(url)
 
     def _prune_under_limit(self, case, glance_copy, ours_copy, total, count,
@@ -181,7 +187,8 @@ class Bench:
         self.rows.append(row)
 
     def _prune_over_limit(self, case, glance_copy, ours_copy, floor_copy,
-                          images, max_size, survivors, victims, with_glance):
+                          unlinks_copy, images, max_size, survivors, victims,
+                          with_glance):
         row = Row('prune', glance_copy.driver, len(images), victims,
                   note=case)
         others = (ours_copy.recorded(workload.OTHER_NODE_URL)
@@ -211,6 +218,8 @@ class Bench:
                   "%s: cache-maint touched another node's rows" % case)
         evicted = {i.image_id for i in images} - survivors
         row.floor = measure.floor(floor_copy.path, evicted)
+        row.unlinks = measure.unlinks_alone(unlinks_copy.path, evicted,
+                                            cachedir.UNLINK_THREADS)
         self.rows.append(row)
 
     # Clean.
@@ -221,7 +230,7 @@ class Bench:
         stalled = workload.junk(junk_count - len(invalid), seed=2,
                                 age=2 * workload.DAY)
         glance_copy, ours_copy, floor_copy = self._copies(
-            'clean', 'sqlite', images, 3, floor=True, invalid=invalid,
+            'clean', 'sqlite', images, 3, files_only=1, invalid=invalid,
             stalled=stalled)
         row = Row('clean', 'sqlite', image_count + junk_count, junk_count,
                   note='%d invalid + %d stalled' % (len(invalid),
@@ -353,12 +362,13 @@ def run_cases(bench, only, quick):
 def table(rows):
     header = ('case', 'driver', 'images', 'victims', 'Glance s',
               'cache-maint s', 'ratio', 'ms/victim', 'floor s', 'vs floor',
-              'RSS MiB G/cm', 'note')
+              'unlinks s', 'G/unlinks', 'RSS MiB G/cm', 'note')
     fmt = tables.fmt
     return tables.grid(header, [(
         r.case, r.driver, str(r.images), str(r.victims), fmt(r.glance),
         fmt(r.ours), fmt(r.ratio, '%.1fx'), fmt(r.per_victim_ms, '%.4f'),
-        fmt(r.floor), fmt(r.floor_ratio, '%.2fx'),
+        fmt(r.floor), fmt(r.floor_ratio, '%.2fx'), fmt(r.unlinks),
+        fmt(r.unlinks_ratio, '%.1fx'),
         '%s/%s' % (fmt(r.glance_rss, '%.0f'), fmt(r.ours_rss, '%.0f')),
         r.note) for r in rows])
 
@@ -375,7 +385,10 @@ def targets(bench):
 
     def ratio_at_least(label, row, minimum):
         if row is not None and row.ratio is not None:
-            found.append((label, '%.1fx' % row.ratio, row.ratio >= minimum))
+            measured = '%.1fx' % row.ratio
+            if row.unlinks_ratio is not None:
+                measured += ' (unlinks alone %.1fx)' % row.unlinks_ratio
+            found.append((label, measured, row.ratio >= minimum))
 
     ratio_at_least('sqlite prune >= 50x Glance', find('prune', 'sqlite'), 50)
     ratio_at_least('xattr prune >= 200x Glance', find('prune', 'xattr'), 200)
@@ -458,7 +471,7 @@ def main(argv=None):
     else:
         print('\ntargets (issue 5):')
         for label, measured, met in targets(bench):
-            print('  %-52s %-28s %s' % (label, measured,
+            print('  %-52s %-36s %s' % (label, measured,
                                         'met' if met else 'MISSED'))
     if args.json:
         with open(args.json, 'w') as f:
