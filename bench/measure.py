@@ -31,6 +31,38 @@ def settle():
     time.sleep(SETTLE_SECONDS)
 
 
+def filesystem(path):
+    """What the caches are on: type, mount options, and (ext4) journal.
+
+    An unlink's cost, which bounds every prune, depends on it: mounted
+    with ``discard``, each unlink waits for the disk to discard the file's
+    blocks.
+    """
+    path = os.path.realpath(path)
+    best = None
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            mount_point = fields[4]
+            fs_type, source = fields[-3], fields[-2]
+            # The mount's own options, then the filesystem's (discard...).
+            options = ','.join(dict.fromkeys(
+                (fields[5] + ',' + fields[-1]).split(',')))
+            inside = path == mount_point or path.startswith(
+                mount_point.rstrip('/') + '/')
+            if inside and (best is None or len(mount_point) > len(best[0])):
+                best = (mount_point, fs_type, source, options)
+    if best is None:
+        return 'unknown'
+    mount_point, fs_type, source, options = best
+    described = '%s on %s (%s)' % (fs_type, mount_point, options)
+    if fs_type == 'ext4':
+        journal = os.path.exists('/proc/fs/jbd2/%s-8'
+                                 % os.path.basename(source))
+        described += ', with a journal' if journal else ', no journal'
+    return described
+
+
 def run_child(argv, timeout=3600):
     """Run a process to its end; its output and its own peak RSS.
 

@@ -449,6 +449,7 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix='cache-maint-bench-', dir=args.workdir)
     bench = Bench(workdir, QUICK if args.quick else FULL,
                   args.glance_at_scale)
+    bench.notes['filesystem'] = measure.filesystem(workdir)
     try:
         run_cases(bench, args.only, args.quick)
     except CheckFailed as e:
@@ -457,6 +458,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+    print('caches on: %s' % bench.notes['filesystem'])
     print(table(bench.rows))
     hits = bench.notes.get('hits')
     if hits:
