@@ -28,7 +28,7 @@ class ImageRecord(typing.NamedTuple):
     hits: int
 
     def to_dict(self):
-        # Spelled out: three times as fast as _asdict(), once per image.
+        # Spelled out: nearly twice as fast as _asdict(), once per image.
         image_id, last_accessed, last_modified, size, hits = self
         return {'image_id': image_id, 'last_accessed': last_accessed,
                 'last_modified': last_modified, 'size': size, 'hits': hits}
