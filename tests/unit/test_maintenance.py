@@ -198,6 +198,39 @@ class TestPrune:
         assert max(statements) <= 7
         assert sum(statements) == 30
 
+    def test_batches_shrink_while_record_deletes_hold_the_lock_too_long(
+            self, cache, monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 8)
+        monkeypatch.setattr(maintenance, 'MIN_DELETE_BATCH', 2)
+        # Every delete takes longer than a budget of nothing.
+        monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 0)
+        fill(cache, 20)
+        driver = make_driver(cache)
+        batches = []
+        evict = driver.cachedir.evict
+
+        def counting_evict(batch):
+            batches.append(len(batch))
+            return evict(batch)
+
+        monkeypatch.setattr(driver.cachedir, 'evict', counting_evict)
+        assert maintenance.prune(driver, 0).files == 20
+        assert batches == [8, 4, 2, 2, 2, 2]
+        assert cache.images() == set() and cache.rows() == {}
+
+    def test_batches_keep_their_size_within_the_budget(self, cache,
+                                                       monkeypatch):
+        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 8)
+        monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 3600)
+        fill(cache, 20)
+        driver = make_driver(cache)
+        batches = []
+        evict = driver.cachedir.evict
+        monkeypatch.setattr(driver.cachedir, 'evict', lambda batch: (
+            batches.append(len(batch)) or evict(batch)))
+        maintenance.prune(driver, 0)
+        assert batches == [8, 8, 4]
+
     def test_locked_database_fails_the_run_cleanly(self, cache, monkeypatch):
         from cache_maint.drivers import sqlite as sqlite_driver
         monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.2)
