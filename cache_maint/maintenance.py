@@ -40,8 +40,9 @@ DELETE_BATCH = 2000
 #: next batch, down to MIN_DELETE_BATCH victims, and one well within it
 #: doubles the next, up to DELETE_BATCH. A delete's cost grows with the
 #: table (each id dirties a page of its own): 2,000 records take about
-#: 25 ms at 20,000 images and 110-140 ms at 200,000. glance-api's hit
-#: update, which sleeps between attempts at the lock, waits longer still.
+#: 25 ms at 20,000 images and 110-140 ms at 200,000, where glance-api's
+#: hit updates, which sleep between attempts at the lock, waited 179 ms at
+#: the 99th percentile with batches of 2,000, 104 ms with this.
 FORGET_BUDGET = 0.1
 MIN_DELETE_BATCH = 250
 
