@@ -215,7 +215,8 @@ class _Forgetter:
     filling, and would hold the database's write lock, which glance-api
     waits for, for as long: there the batch's unlinks are first made
     durable (an fsync of the directory, holding no lock), then its records
-    deleted in a short transaction, before the next batch starts. Leaving
+    deleted in a short transaction, before the next batch starts; how long
+    that transaction took sizes the next batch (``FORGET_BUDGET``). Leaving
     the block waits for the last delete; any failure is raised, with a plain
     account of what is left.
     """
