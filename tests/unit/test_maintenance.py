@@ -35,6 +35,16 @@ def fill(cache, count, size=KIB, start=1000.0):
             for i in range(count)]
 
 
+def prune_counting_batches(cache, monkeypatch):
+    """Prune the whole cache; the result and the size of each batch."""
+    driver = make_driver(cache)
+    batches = []
+    evict = driver.cachedir.evict
+    monkeypatch.setattr(driver.cachedir, 'evict', lambda batch: (
+        batches.append(len(batch)) or evict(batch)))
+    return maintenance.prune(driver, 0), batches
+
+
 class TestPrune:
     def test_under_limit_prunes_nothing(self, cache):
         ids = fill(cache, 5)
@@ -205,16 +215,8 @@ class TestPrune:
         # Every delete takes longer than a budget of nothing.
         monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 0)
         fill(cache, 20)
-        driver = make_driver(cache)
-        batches = []
-        evict = driver.cachedir.evict
-
-        def counting_evict(batch):
-            batches.append(len(batch))
-            return evict(batch)
-
-        monkeypatch.setattr(driver.cachedir, 'evict', counting_evict)
-        assert maintenance.prune(driver, 0).files == 20
+        result, batches = prune_counting_batches(cache, monkeypatch)
+        assert result.files == 20
         assert batches == [8, 4, 2, 2, 2, 2]
         assert cache.images() == set() and cache.rows() == {}
 
@@ -223,12 +225,7 @@ class TestPrune:
         monkeypatch.setattr(maintenance, 'DELETE_BATCH', 8)
         monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 3600)
         fill(cache, 20)
-        driver = make_driver(cache)
-        batches = []
-        evict = driver.cachedir.evict
-        monkeypatch.setattr(driver.cachedir, 'evict', lambda batch: (
-            batches.append(len(batch)) or evict(batch)))
-        maintenance.prune(driver, 0)
+        _, batches = prune_counting_batches(cache, monkeypatch)
         assert batches == [8, 8, 4]
 
     def test_locked_database_fails_the_run_cleanly(self, cache, monkeypatch):
