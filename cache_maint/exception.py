@@ -11,6 +11,8 @@ class CacheMaintError(Exception):
 
     code = 500
     public_fmt = 'Cache maintenance failed; the cache-maint log has the cause.'
+    #: Seconds after which a client may try again (``Retry-After``).
+    retry_after = None
 
     def __init__(self, message, **public_kwargs):
         super().__init__(message)
@@ -49,6 +51,16 @@ class ServiceStopping(CacheMaintError):
 
     code = 503
     public_fmt = 'cache-maint is stopping; try again in a moment.'
+    retry_after = 5
+
+
+class TooManyTaskRequests(CacheMaintError):
+    """As many clean and prune requests wait as ``[api]`` allows."""
+
+    code = 503
+    public_fmt = ('{count} clean and prune requests are already waiting for '
+                  'their runs; try again in a moment.')
+    retry_after = 5
 
 
 class PolicyNotAuthorized(CacheMaintError):

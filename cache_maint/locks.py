@@ -79,13 +79,18 @@ def _process_lock(path):
         return _process_locks.setdefault(path, threading.Lock())
 
 
-def _retry(attempt, deadline, stop_event):
-    """Call ``attempt`` until it succeeds (True) or the deadline passes."""
+def _retry(attempt, deadline, stop_event, give_up=None):
+    """Call ``attempt`` until it succeeds (True) or the deadline passes.
+
+    ``give_up()`` returning True ends the wait as the deadline does.
+    """
     while not attempt():
         if stop_event is not None and stop_event.is_set():
             raise exception.ServiceStopping(
                 'gave up waiting for a lock: the service is stopping')
         if deadline is not None and time.monotonic() >= deadline:
+            return False
+        if give_up is not None and give_up():
             return False
         if stop_event is None:
             time.sleep(POLL)
@@ -95,15 +100,16 @@ def _retry(attempt, deadline, stop_event):
 
 
 @contextlib.contextmanager
-def hold(conf, name, wait=None, stop_event=None):
+def hold(conf, name, wait=None, stop_event=None, give_up=None):
     """Hold lock ``name`` against this process and every other one.
 
-    Waits at most ``wait`` seconds (None: forever, 0: not at all), then
-    raises LockBusy; a set ``stop_event`` ends the wait with
-    ServiceStopping. A lock file that cannot be opened or locked is a
-    CacheDirError. An operator's lock path is created if missing, as
-    oslo.concurrency does; the default one, the cache directory, never is:
-    recreating a cache directory that went away would hide the fault.
+    Waits at most ``wait`` seconds (None: forever, 0: not at all), or until
+    ``give_up()`` returns True, then raises LockBusy; a set ``stop_event``
+    ends the wait with ServiceStopping. A lock file that cannot be opened
+    or locked is a CacheDirError. An operator's lock path is created if
+    missing, as oslo.concurrency does; the default one, the cache
+    directory, never is: recreating a cache directory that went away would
+    hide the fault.
     """
     directory = lock_path(conf)
     path = os.path.join(directory, name)
@@ -116,13 +122,13 @@ def hold(conf, name, wait=None, stop_event=None):
     deadline = None if wait is None else time.monotonic() + wait
     local = _process_lock(path)
     if not _retry(lambda: local.acquire(blocking=False), deadline,
-                  stop_event):
+                  stop_event, give_up):
         raise LockBusy(path, elsewhere=False)
     try:
         shared = lockutils.external_lock(name, lock_path=directory)
         try:
             if not _retry(lambda: shared.acquire(blocking=False), deadline,
-                          stop_event):
+                          stop_event, give_up):
                 raise LockBusy(path, elsewhere=True)
         except (OSError, threading.ThreadError) as e:
             raise exception.CacheDirError('cannot take the lock %s: %s'
@@ -149,15 +155,16 @@ class TaskLocks:
         self._stop_event = stop_event
 
     @contextlib.contextmanager
-    def hold(self, task, wait):
+    def hold(self, task, wait, give_up=None):
         """Hold the task's locks, or raise TaskInProgress.
 
         Waits at most ``wait`` seconds for them (None: forever, 0: not at
-        all); raises ServiceStopping if a stop is requested meanwhile.
+        all) or until ``give_up()`` is True; raises ServiceStopping if a stop
+        is requested meanwhile.
         """
         try:
             with hold(self._conf, TASK_LOCK_NAMES[task], wait,
-                      self._stop_event):
+                      self._stop_event, give_up):
                 yield
         except LockBusy as e:
             where = ('another process (glance-api or cache-maint), which '

@@ -22,6 +22,7 @@ from oslo_log import log as logging
 from cache_maint import exception
 from cache_maint import locks
 from cache_maint import maintenance
+from cache_maint import singleflight
 
 LOG = logging.getLogger(__name__)
 
@@ -57,27 +58,60 @@ class TaskRunner:
         self._locks = locks.TaskLocks(conf, stop_event)
         self._runs = collections.deque(maxlen=RUN_HISTORY)
         self._runs_lock = threading.Lock()
+        self._flights = {}
+        self._flights_lock = threading.Lock()
 
     def runs(self):
         """The record of recent runs, oldest first."""
         with self._runs_lock:
             return list(self._runs)
 
-    def clean(self, wait=None, trigger='request'):
-        """Run clean; wait at most ``wait`` s (None: forever) for the lock."""
+    def clean(self, wait=None, trigger='request', **hooks):
+        """Run clean; wait at most ``wait`` s (None: forever) for the lock.
+
+        ``hooks`` are those of ``_run``.
+        """
         return self._run('clean', wait, trigger, lambda: maintenance.clean(
             self.driver, self.conf.image_cache_stall_time,
-            stop_event=self.stop_event))
+            stop_event=self.stop_event), **hooks)
 
-    def prune(self, wait=None, trigger='request'):
-        """Run prune; wait at most ``wait`` s (None: forever) for the lock."""
+    def prune(self, wait=None, trigger='request', **hooks):
+        """Run prune; wait at most ``wait`` s (None: forever) for the lock.
+
+        ``hooks`` are those of ``_run``.
+        """
         return self._run('prune', wait, trigger, lambda: maintenance.prune(
             self.driver, self.conf.image_cache_max_size,
-            stop_event=self.stop_event))
+            stop_event=self.stop_event), **hooks)
 
-    def _run(self, task, wait, trigger, work):
+    def flight(self, task):
+        """The SingleFlight that shares runs of ``task`` between requests."""
+        with self._flights_lock:
+            if task not in self._flights:
+                run = getattr(self, task)
+                self._flights[task] = singleflight.SingleFlight(
+                    task, lambda on_start, give_up: run(
+                        wait=None, trigger='API', on_start=on_start,
+                        give_up=give_up))
+            return self._flights[task]
+
+    def close(self):
+        """Start no more shared runs."""
+        with self._flights_lock:
+            flights, self._flights = self._flights, {}
+        for flight in flights.values():
+            flight.close()
+
+    def _run(self, task, wait, trigger, work, on_start=None, give_up=None):
+        """Run ``work`` under the task's locks, and record how it went.
+
+        ``on_start`` is called once the locks are held; ``give_up()``
+        returning True ends the wait for them with TaskInProgress.
+        """
         with contextlib.ExitStack() as held:
-            self._take_locks(held, task, wait, trigger)
+            self._take_locks(held, task, wait, trigger, give_up)
+            if on_start is not None:
+                on_start()
             started, clock = time.time(), time.monotonic()
             try:
                 result = work()
@@ -101,7 +135,7 @@ class TaskRunner:
                   time.monotonic() - clock)
         return result
 
-    def _take_locks(self, stack, task, wait, trigger):
+    def _take_locks(self, stack, task, wait, trigger, give_up=None):
         """Hold the task's locks for the rest of ``stack``.
 
         The lock files live in the cache directory: when it is gone or
@@ -110,7 +144,7 @@ class TaskRunner:
         requested while waiting, is no run and is not recorded.
         """
         try:
-            stack.enter_context(self._locks.hold(task, wait))
+            stack.enter_context(self._locks.hold(task, wait, give_up))
         except exception.CacheDirError as e:
             LOG.error('%s run (%s) failed: %s', task.capitalize(), trigger,
                       e)

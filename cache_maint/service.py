@@ -26,14 +26,18 @@ LOG = logging.getLogger(__name__)
 class MaintenanceService(service.Service):
     """Clean and prune one image cache on a timer and on request."""
 
-    def __init__(self, conf):
+    def __init__(self, conf, listener=None):
         super().__init__()
         self.conf = conf
+        #: The API's socket, bound by the launcher and inherited by every
+        #: worker; without one, the worker binds its own.
+        self.listener = listener
         self._stopped = threading.Event()
         # cotyledon may call stop() from its signal thread while start() is
         # still running: the two never interleave.
         self._lifecycle = threading.Lock()
         self._driver = self._api = self._periodic = self._stop_runs = None
+        self._runner = None
 
     def start(self):
         with self._lifecycle:
@@ -50,12 +54,13 @@ class MaintenanceService(service.Service):
             # It was usable when the launcher checked it. Keep serving: each
             # run reports the fault until it is mended, then runs succeed.
             LOG.error('The image cache is not usable at the moment: %s', e)
-        task_runner = runner.TaskRunner(self.conf, self._driver,
-                                        stop_event=self._stop_runs)
+        self._runner = runner.TaskRunner(self.conf, self._driver,
+                                         stop_event=self._stop_runs)
         self._api = server.APIServer(self.conf,
-                                     deploy.loadapp(self.conf, task_runner))
+                                     deploy.loadapp(self.conf, self._runner),
+                                     self.listener)
         self._api.start()
-        self._periodic = tasks.PeriodicTasks(self.conf, task_runner)
+        self._periodic = tasks.PeriodicTasks(self.conf, self._runner)
         self._periodic.start()
         _freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
@@ -75,6 +80,8 @@ class MaintenanceService(service.Service):
         LOG.info('cache-maint is stopping')
         if self._stop_runs is not None:
             self._stop_runs.set()
+        if self._runner is not None:
+            self._runner.close()
         if self._periodic is not None:
             self._periodic.stop()
         if self._api is not None:
@@ -83,7 +90,7 @@ class MaintenanceService(service.Service):
             self._periodic.wait()
         if self._driver is not None:
             self._driver.close()
-        self._driver = self._api = self._periodic = None
+        self._driver = self._api = self._periodic = self._runner = None
         gc.unfreeze()
         super().stop(graceful)
         self._stopped.set()

@@ -1,5 +1,7 @@
 """Compose the WSGI application: the middleware stack, in code."""
 
+import threading
+
 from oslo_middleware import cors
 from oslo_middleware import healthcheck
 from oslo_middleware import http_proxy_to_wsgi
@@ -78,8 +80,10 @@ def loadapp(conf, runner):
         authenticated = dispatch.JSONErrors(
             auth.keystone(authenticated, conf))
     application = _PublicBypass(authenticated, dispatcher)
+    seats = threading.BoundedSemaphore(conf.api.max_task_requests)
     application = _Inject(application, {util.RUNNER_KEY: runner,
-                                        util.CONF_KEY: conf})
+                                        util.CONF_KEY: conf,
+                                        util.TASK_SEATS_KEY: seats})
     application = dispatch.FaultWrapper(application)
     application = _Mount(application, '/healthcheck',
                          healthcheck.Healthcheck(None, conf))

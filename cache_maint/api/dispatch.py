@@ -32,8 +32,12 @@ class Dispatcher:
                 [(k, v) for k, v in e.headers.items() if k == 'Allow'])
         except exception.CacheMaintError as e:
             if e.code >= 500:
-                LOG.error('%s %s failed: %s', req.method, req.path, e)
-            response = util.error_response(e.code, e.public_message)
+                LOG.error('%s %s failed: %s', util.loggable(req.method),
+                          util.loggable(req.environ.get('PATH_INFO', '')), e)
+            response = util.error_response(
+                e.code, e.public_message,
+                [('Retry-After', str(e.retry_after))]
+                if e.retry_after is not None else None)
         return response(environ, start_response)
 
 
@@ -86,8 +90,8 @@ class FaultWrapper:
             return self._application(environ, start_response)
         except Exception:
             LOG.exception('Unexpected error serving %s %s',
-                          environ.get('REQUEST_METHOD'),
-                          environ.get('PATH_INFO'))
+                          util.loggable(environ.get('REQUEST_METHOD', '')),
+                          util.loggable(environ.get('PATH_INFO', '')))
             response = util.error_response(
                 500, 'The server hit an unexpected error; the cache-maint '
                      'log has the details.')

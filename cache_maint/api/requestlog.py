@@ -5,6 +5,7 @@ import time
 from oslo_log import log as logging
 from oslo_middleware import request_id
 
+from cache_maint.api import util
 from cache_maint import context
 
 LOG = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class RequestLog:
                      'len: %(length)s time: %(time).4f',
                      {'remote': environ.get('REMOTE_ADDR', '-'),
                       'method': environ.get('REQUEST_METHOD'),
-                      'path': environ.get('PATH_INFO'),
+                      'path': util.loggable(environ.get('PATH_INFO', '')),
                       'status': seen.get('status', '-'),
                       'length': seen.get('length', '-'),
                       'time': time.monotonic() - started})

@@ -9,6 +9,33 @@ import webob.exc
 CONTEXT_KEY = 'cache_maint.context'
 RUNNER_KEY = 'cache_maint.runner'
 CONF_KEY = 'cache_maint.conf'
+#: A semaphore with a seat for each clean or prune request that may wait.
+TASK_SEATS_KEY = 'cache_maint.task_seats'
+
+
+#: Most bytes of what a client sent that a log line quotes.
+LOGGED_BYTES = 200
+
+
+def loggable(data, limit=LOGGED_BYTES):
+    """What a client sent, fit for a log line: printable, short, one line.
+
+    Control characters (a percent-decoded newline in a path would forge a
+    log line) are escaped, and anything past ``limit`` bytes is counted,
+    not written.
+    """
+    if isinstance(data, str):
+        # A WSGI string holds the request's bytes as latin-1 characters.
+        try:
+            data = data.encode('latin-1')
+        except UnicodeEncodeError:
+            data = data.encode('utf-8', 'surrogateescape')
+    shown = data[:limit].decode('ascii', 'backslashreplace')
+    shown = ''.join(c if c.isprintable() else '\\x%02x' % ord(c)
+                    for c in shown)
+    if len(data) > limit:
+        shown += '...(%d more bytes)' % (len(data) - limit)
+    return shown
 
 
 #: Bodies are plain trees of dicts and lists built per request, never

@@ -1,12 +1,12 @@
 """``cache-maint``: the service, under an oslo.service launcher."""
 
-import socket
 import sys
 
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import service as os_service
 
+from cache_maint.api import server
 from cache_maint.cmd import common
 from cache_maint import conf as cm_conf
 from cache_maint import drivers
@@ -16,36 +16,26 @@ from cache_maint import service
 LOG = logging.getLogger(__name__)
 
 
-def _check_listener(conf):
-    """Fail now if the API address cannot be bound."""
-    host, port = conf.api.bind_host, conf.api.bind_port
-    try:
-        family = socket.getaddrinfo(host, port)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as e:
-        raise exception.ConfigError(
-            'cannot listen on [api] bind_host %s, bind_port %d: %s'
-            % (host, port, e))
+def _preflight(conf, listener=None):
+    """(error or None, a new Listener or None) for running with ``conf``.
 
-
-def _preflight(conf, running_listener=None):
-    """Return why the service cannot run with ``conf``, or None.
-
-    The listener is probed unless it is the one already in use, and before
-    the driver's setup: a refused start creates nothing in the cache.
+    A new listener is bound unless ``listener`` already serves the address,
+    and before the driver's setup: a refused start creates nothing in the
+    cache.
     """
+    new = None
     try:
         cm_conf.check(conf)
-        if (conf.api.bind_host, conf.api.bind_port) != running_listener:
-            _check_listener(conf)
+        if listener is None or not listener.serves(conf):
+            new = server.Listener.for_conf(conf)
         driver = drivers.load_driver(conf)
         driver.setup()
         driver.close()
     except exception.CacheMaintError as e:
-        return str(e)
-    return None
+        if new is not None:
+            new.close()
+        return str(e), None
+    return None, new
 
 
 class ReloadCheckedConfig(cfg.ConfigOpts):
@@ -58,19 +48,27 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
     worker then restarts with the running configuration.
     """
 
+    #: The API's socket, which a reload moves if the address changed.
+    listener = None
+
     def reload_config_files(self):
         try:
             candidate = self._read_files_again()
         except cfg.Error as e:
-            error = str(e)
+            error, new_listener = str(e), None
         else:
-            error = _preflight(candidate, running_listener=(
-                self.api.bind_host, self.api.bind_port))
+            error, new_listener = _preflight(candidate, self.listener)
         if error is not None:
             LOG.error('Refusing the changed configuration files, keeping '
                       'the running configuration: %s', error)
             return False
-        return super().reload_config_files()
+        reloaded = super().reload_config_files()
+        if new_listener is not None:
+            if reloaded:
+                self.listener.replace(new_listener)
+            else:
+                new_listener.close()
+        return reloaded
 
     def _read_files_again(self):
         args = []
@@ -91,13 +89,14 @@ def main(argv=None):
     # Check here, in the launcher, so that a broken setup stops the service
     # with a clear message instead of a worker that fails and is forked
     # again and again.
-    error = _preflight(conf)
+    error, conf.listener = _preflight(conf)
     if error:
         LOG.error('cache-maint cannot start: %s', error)
         sys.exit('cache-maint: cannot start: %s' % error)
     conf.log_opt_values(LOG, logging.DEBUG)
-    launcher = os_service.launch(conf, service.MaintenanceService(conf),
-                                 workers=1, restart_method='reload')
+    launcher = os_service.launch(
+        conf, service.MaintenanceService(conf, conf.listener), workers=1,
+        restart_method='reload')
     sys.exit(launcher.wait())
 
 

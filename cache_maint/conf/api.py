@@ -51,7 +51,8 @@ the port is then an admin: never enable this in production.
         default=8,
         min=1,
         help="""
-Number of threads serving API requests.
+Number of threads serving API requests other than clean and prune, which
+have threads of their own (``max_task_requests``).
 """),
     cfg.IntOpt(
         'task_wait_timeout',
@@ -60,7 +61,64 @@ Number of threads serving API requests.
         help="""
 Seconds a clean or prune request waits for a run of the same task that is
 already in progress (started by the timer, the CLI or glance-api) before it
-answers 409 Conflict. The request runs the task once the other run is over.
+answers 409 Conflict. Requests that arrive meanwhile share the next run.
+"""),
+    cfg.IntOpt(
+        'max_task_requests',
+        default=16,
+        min=1,
+        help="""
+Clean and prune requests that may wait for their run at the same time. Each
+waits on a thread of its own, beside ``threads``, so that waiting requests
+never hold up the others; more are answered 503 with ``Retry-After``.
+"""),
+    cfg.IntOpt(
+        'max_connections',
+        default=1000,
+        min=1,
+        help="""
+Open client connections, idle ones included, beyond which new connections
+wait in the listen backlog. The soft limit on open files is raised to fit.
+"""),
+    cfg.IntOpt(
+        'request_timeout',
+        default=30,
+        min=1,
+        help="""
+Seconds a client has to send a whole request (request line, headers and
+body) once its first byte arrived; a slower client is disconnected. Idle or
+slow clients never hold a thread, only a connection.
+"""),
+    cfg.IntOpt(
+        'idle_timeout',
+        default=60,
+        min=1,
+        help="""
+Seconds an idle keep-alive connection stays open.
+"""),
+    cfg.IntOpt(
+        'max_request_line',
+        default=8192,
+        min=256,
+        help="""
+Longest request line (method, target, version) in bytes; a longer one is
+answered 414 URI Too Long.
+"""),
+    cfg.IntOpt(
+        'max_header_size',
+        default=65536,
+        min=1024,
+        help="""
+Largest request line and header block together, in bytes; a larger one is
+answered 431. Keystone tokens travel in a header: keep room for them. The
+largest request body is ``[oslo_middleware] max_request_body_size`` (413).
+"""),
+    cfg.IntOpt(
+        'max_header_fields',
+        default=100,
+        min=10,
+        help="""
+Most header fields in one request; more are answered 431.
 """),
 ]
 

@@ -12,7 +12,7 @@ HOMES = {
     'oslo_service': ('cache_maint.cmd', 'cache_maint.service'),
     'futurist': ('cache_maint.tasks',),
     'webob': ('cache_maint.api',),
-    'cheroot': ('cache_maint.api.server',),
+    'waitress': ('cache_maint.api.server', 'cache_maint.api.protocol'),
     'keystonemiddleware': ('cache_maint.api.auth',),
     'sqlite3': ('cache_maint.drivers.sqlite',),
     'sqlalchemy': ('cache_maint.drivers.centralized_db',

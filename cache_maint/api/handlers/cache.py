@@ -1,8 +1,11 @@
 """Handlers of Glance's image cache routes."""
 
+import contextlib
+
 import webob
 
 from cache_maint.api import util
+from cache_maint import exception
 from cache_maint import images
 from cache_maint.policies import cache as policies
 
@@ -60,23 +63,43 @@ def list_cached_nodes(req, image_id):
         _driver(req, policies.NODES), image_id))
 
 
+@contextlib.contextmanager
+def _seat(req):
+    """One of the seats of waiting clean and prune requests, or a 503.
+
+    A request waiting for its run holds a server thread; the seats bound
+    how many do, so that the other threads stay free for everyone else.
+    """
+    seats = req.environ[util.TASK_SEATS_KEY]
+    if not seats.acquire(blocking=False):
+        count = req.environ[util.CONF_KEY].api.max_task_requests
+        raise exception.TooManyTaskRequests(
+            'refused a clean or prune request: %d are waiting already'
+            % count, count=count)
+    try:
+        yield
+    finally:
+        seats.release()
+
+
 def _run(req, policy, task):
-    """Run a task of the runner, waiting for a run held elsewhere."""
+    """Share the next run of a task, waiting for a run held elsewhere."""
     _authorize(req, policy)
     util.read_empty_body(req)
     wait = req.environ[util.CONF_KEY].api.task_wait_timeout
-    result = task(req.environ[util.RUNNER_KEY])(wait=wait, trigger='API')
+    with _seat(req):
+        result = req.environ[util.RUNNER_KEY].flight(task).run(wait=wait)
     return util.json_response(200, result.to_dict())
 
 
 def clean_cache(req):
     """POST /v2/cache/clean : remove failed and stalled downloads."""
-    return _run(req, policies.CLEAN, lambda runner: runner.clean)
+    return _run(req, policies.CLEAN, 'clean')
 
 
 def prune_cache(req):
     """POST /v2/cache/prune : evict LRU images down to the size limit."""
-    return _run(req, policies.PRUNE, lambda runner: runner.prune)
+    return _run(req, policies.PRUNE, 'prune')
 
 
 def list_runs(req):

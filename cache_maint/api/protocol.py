@@ -1,0 +1,234 @@
+"""HTTP/1.1 as the API takes it: waitress, with bounds on what a client sends.
+
+waitress reads each request whole in its event loop and hands it to a worker
+thread only once it is complete, so an idle or slow client holds a socket,
+never a thread; it also bounds the header block (431) and the body (413).
+These classes add what it leaves out:
+
+* a bound on the request line, answered 414 as soon as it is passed, and on
+  the number of header fields (431);
+* Content-Length beside Transfer-Encoding is refused (400): the two disagree
+  on where the request ends, the root of request smuggling;
+* a deadline for a whole request once its first byte arrived, which a
+  client sending a byte every few seconds cannot stretch;
+* a refused request is logged in one line, with what the client sent cut
+  short, and answered in the API's JSON error shape; the connection then
+  lingers a moment, reading and discarding, so that a client still sending
+  its oversized request can read the answer instead of a reset.
+"""
+
+import dataclasses
+import functools
+import json
+import socket
+import time
+
+from oslo_log import log as logging
+from waitress import channel
+from waitress import parser
+from waitress import server
+from waitress import task
+from waitress import utilities
+from waitress import wasyncore
+
+from cache_maint.api import util
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds a refused connection is read from and discarded before it is
+#: closed, and the most bytes read at a time meanwhile.
+LINGER = 2.0
+LINGER_CHUNK = 65536
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may be; the header and body sizes are waitress's."""
+
+    max_request_line: int
+    max_header_fields: int
+    request_timeout: float
+
+
+class URITooLong(utilities.BadRequest):
+    code = 414
+    reason = 'URI Too Long'
+
+
+class RequestParser(parser.HTTPRequestParser):
+    """waitress's parser, with the bounds of ``Limits``."""
+
+    def __init__(self, adj, limits):
+        super().__init__(adj)
+        self.limits = limits
+        self.started = time.monotonic()
+        self.field_count = 0
+        #: The start of the request line as sent, for the log.
+        self.sent_line = b''
+
+    def received(self, data):
+        if self.body_rcv is None and not self.completed:
+            head = self.header_plus + data
+            line_end = head.lstrip(b'\r\n').find(b'\n')
+            if not self.sent_line:
+                shown = util.LOGGED_BYTES * 2 if line_end < 0 else line_end
+                self.sent_line = head.lstrip(b'\r\n')[:shown].rstrip()
+            if (line_end < 0 and len(head) > self.limits.max_request_line
+                    or line_end > self.limits.max_request_line):
+                self.header_plus = b''
+                self._refuse(URITooLong(
+                    'The request line is longer than %d bytes.'
+                    % self.limits.max_request_line))
+                return len(data)
+        consumed = super().received(data)
+        if (self.headers_finished and self.error is None
+                and self.field_count > self.limits.max_header_fields):
+            self._refuse(utilities.RequestHeaderFieldsTooLarge(
+                'The request has more than %d header fields.'
+                % self.limits.max_header_fields))
+        return consumed
+
+    def parse_header(self, header_plus):
+        self.field_count = header_plus.count(b'\n')
+        super().parse_header(header_plus)
+        if self.chunked and 'CONTENT_LENGTH' in self.headers:
+            raise parser.ParsingError(
+                'Content-Length and Transfer-Encoding together')
+        if not (self.request_uri.startswith('/')
+                or self.proxy_scheme in ('http', 'https')):
+            raise parser.ParsingError(
+                'The request target is neither a path nor an absolute URL')
+
+    def _refuse(self, error):
+        self.error = error
+        self.completed = True
+        self.body_rcv = None
+        if not getattr(self, 'command', None):
+            # The error answer needs a request to answer.
+            self.parse_header(b'GET / HTTP/1.0\r\n')
+
+
+class ErrorTask(task.ErrorTask):
+    """Answer a refused request in the API's error shape, and log it."""
+
+    def execute(self):
+        error = self.request.error
+        self.channel.refused = True
+        LOG.info('%s "%s" refused: %d %s: %s',
+                 self.channel.addr[0] if self.channel.addr else '-',
+                 util.loggable(self.request.sent_line),
+                 error.code, error.reason, error.body)
+        body = json.dumps({'error': {
+            'code': error.code, 'title': error.reason,
+            'message': _public_message(error)}}).encode('utf-8')
+        self.status = '%d %s' % (error.code, error.reason)
+        self.response_headers.append(
+            ('Content-Type', 'application/json; charset=UTF-8'))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+def _public_message(error):
+    if error.code >= 500:
+        return 'The server could not read the request.'
+    if error.code in (413, 414, 431):
+        return str(error.body)
+    return 'The request is not valid HTTP/1.1: %s.' % str(error.body).rstrip(
+        '.')
+
+
+class Channel(channel.HTTPChannel):
+    """A connection, which lingers a moment after a refused request."""
+
+    error_task_class = ErrorTask
+    refused = False
+    lingering_until = None
+
+    def __init__(self, server, sock, addr, adj, map=None):
+        super().__init__(server, sock, addr, adj, map)
+        self.parser_class = functools.partial(RequestParser,
+                                              limits=server.limits)
+
+    def readable(self):
+        return self.lingering_until is not None or super().readable()
+
+    def writable(self):
+        return self.lingering_until is None and super().writable()
+
+    def handle_read(self):
+        if self.lingering_until is None:
+            return super().handle_read()
+        try:
+            data = self.socket.recv(LINGER_CHUNK)
+        except OSError:
+            data = b''
+        if not data:
+            self.handle_close()
+
+    def handle_close(self):
+        if self.refused and self.lingering_until is None and self.socket:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self.lingering_until = time.monotonic() + LINGER
+                self.will_close = self.close_when_flushed = False
+                return
+        self.lingering_until = None
+        super().handle_close()
+
+    def overdue(self, now):
+        """True if this connection has had its time."""
+        if self.lingering_until is not None:
+            return now > self.lingering_until
+        request = self.request
+        return (request is not None and not request.completed
+                and now - request.started > request.limits.request_timeout)
+
+
+class Server(server.TcpWSGIServer):
+    """waitress's TCP server on an already listening socket."""
+
+    channel_class = Channel
+
+    def __init__(self, application, sock, adj, limits, dispatcher):
+        self.limits = limits
+        super().__init__(application, map={}, _sock=sock,
+                         dispatcher=dispatcher, adj=adj, bind_socket=False,
+                         sockinfo=(sock.family, sock.type, sock.proto,
+                                   sock.getsockname()))
+
+    def accept_connections(self):
+        # The socket is listening already: its backlog is the launcher's.
+        self.accepting = True
+
+    def maintenance(self, now):
+        super().maintenance(now)
+        clock = time.monotonic()
+        for connection in list(self.active_channels.values()):
+            if connection.overdue(clock):
+                if connection.lingering_until is None:
+                    LOG.info('%s: closed a connection whose request did not '
+                             'arrive within %s s', connection.addr[0],
+                             self.limits.request_timeout)
+                connection.lingering_until = None
+                connection.refused = False
+                connection.handle_close()
+
+    def call_soon(self, thunk):
+        """Run ``thunk`` in the event loop's thread."""
+        self.trigger.pull_trigger(thunk)
+
+    def stop_accepting(self):
+        self.call_soon(lambda: setattr(self, 'accepting', False))
+
+    def close_all(self):
+        """Close every socket, which ends the event loop."""
+        self.call_soon(lambda: wasyncore.close_all(self._map))
+
+    def busy(self):
+        """True while a request is being served or waits for a thread."""
+        return any(connection.requests
+                   for connection in list(self.active_channels.values()))
