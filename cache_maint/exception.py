@@ -30,6 +30,10 @@ class CacheDirError(CacheMaintError):
                   'log has the cause.')
 
 
+class AlreadyRunning(CacheMaintError):
+    """Another cache-maint service maintains this cache already."""
+
+
 class MetadataError(CacheMaintError):
     """The cache metadata store is unreachable, locked or corrupt."""
 
@@ -68,6 +72,14 @@ class PolicyNotAuthorized(CacheMaintError):
 
     code = 403
     public_fmt = 'You are not authorized to complete {action} action.'
+
+
+class PolicyUnavailable(CacheMaintError):
+    """The policy rules cannot be loaded, so no request can be allowed."""
+
+    code = 503
+    public_fmt = ('The policy rules cannot be loaded; the cache-maint log has '
+                  'the cause.')
 
 
 class InvalidImageId(CacheMaintError):

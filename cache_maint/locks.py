@@ -9,6 +9,8 @@ shared by every thread of the process (the timer, the API).
 """
 
 import contextlib
+import errno
+import fcntl
 import os
 import threading
 import time
@@ -27,6 +29,9 @@ TASK_LOCK_NAMES = {'clean': 'glance-cache-clean',
 
 #: Glance's lock around creating the sqlite cache database.
 DB_INIT_LOCK_NAME = 'image_cache_db_init'
+
+#: Held by a running cache-maint service for as long as it runs.
+SERVICE_LOCK_NAME = 'cache-maint-service'
 
 #: Seconds between two attempts at a taken lock.
 POLL = 0.05
@@ -173,3 +178,49 @@ class TaskLocks:
             raise exception.TaskInProgress(
                 'a %s run is in progress in %s' % (task, where),
                 task=task, wait=wait)
+
+
+class ServiceLock:
+    """One cache-maint service per cache: the launcher holds this lock.
+
+    The lock file, in the lock path, holds the pid of the holder, so that a
+    second service can say which one maintains the cache already. fcntl
+    locks go with their process: a launcher killed by any means releases it.
+    """
+
+    def __init__(self, conf):
+        directory = lock_path(conf)
+        self.path = os.path.join(directory, SERVICE_LOCK_NAME)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise exception.CacheDirError('cannot open the lock %s: %s'
+                                          % (self.path, e))
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 32).decode('ascii', 'replace').strip()
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise exception.CacheDirError('cannot take the lock %s: %s'
+                                              % (self.path, e))
+            raise exception.AlreadyRunning(
+                'another cache-maint service (pid %s) already maintains '
+                'this cache: it holds %s' % (holder or '?', self.path))
+        os.ftruncate(fd, 0)
+        os.write(fd, b'%d\n' % os.getpid())
+        self._fd = fd
+
+    def covers(self, conf):
+        """True if this is the lock ``conf``'s service would take."""
+        return self.path == os.path.join(lock_path(conf), SERVICE_LOCK_NAME)
+
+    def replace(self, other):
+        """Hold ``other`` instead; release this one."""
+        old, self._fd, self.path = self._fd, other._fd, other.path
+        os.close(old)
+
+    def release(self):
+        os.close(self._fd)

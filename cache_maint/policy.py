@@ -12,11 +12,48 @@ LOG = logging.getLogger(__name__)
 
 
 def make_enforcer(conf):
-    """An enforcer with cache-maint's defaults and the operator's file."""
+    """An enforcer with cache-maint's defaults and the operator's file.
+
+    A policy file that cannot be read leaves every guarded request refused
+    (503) until it is mended; oslo.policy reads it again once it changes.
+    """
     enforcer = policy.Enforcer(conf)
     enforcer.register_defaults(policies.list_rules())
-    enforcer.load_rules()
+    try:
+        enforcer.load_rules()
+    except Exception as e:
+        LOG.error('Cannot load the policy rules: %s', _explain(e))
     return enforcer
+
+
+def check(conf):
+    """Raise ConfigError unless the operator's policy files are usable.
+
+    Usable means: they parse, every rule in them is valid, and no rule
+    refers to one that does not exist or to itself.
+    """
+    enforcer = policy.Enforcer(conf)
+    enforcer.register_defaults(policies.list_rules())
+    try:
+        enforcer.load_rules()
+        enforcer.check_rules(raise_on_violation=True)
+    except Exception as e:
+        raise exception.ConfigError(
+            'the policy file of [oslo_policy] policy_file = %s is not '
+            'usable: %s' % (conf.oslo_policy.policy_file, _explain(e)))
+    for name, rule in enforcer.file_rules.items():
+        # oslo.policy logs a rule it cannot parse and denies it: "!".
+        if str(enforcer.rules.get(name)) == '!' and rule.check_str.strip(
+                ) not in ('!', ''):
+            raise exception.ConfigError(
+                'the policy file of [oslo_policy] policy_file = %s has a '
+                'rule that cannot be parsed: "%s": "%s"'
+                % (conf.oslo_policy.policy_file, name, rule.check_str))
+
+
+def _explain(error):
+    """A policy file error in one line."""
+    return ' '.join(str(error).split()) or type(error).__name__
 
 
 def get_enforcer():
@@ -28,13 +65,27 @@ def get_enforcer():
 
 
 def authorize(enforcer, context, action, target=None):
-    """Raise PolicyNotAuthorized unless ``context`` may do ``action``."""
+    """Raise PolicyNotAuthorized unless ``context`` may do ``action``.
+
+    oslo.policy reads the policy file again when it changes. If the new one
+    cannot be read, the rules loaded before stay in force; if none were
+    ever loaded, the request is refused with PolicyUnavailable.
+    """
     target = target or {'project_id': context.project_id,
                         'user_id': context.user_id}
-    try:
-        enforcer.authorize(action, target, context, do_raise=True)
-    except (policy.PolicyNotAuthorized, policy.InvalidScope):
-        LOG.debug('Policy %s refused user %s of project %s', action,
-                  context.user_id, context.project_id)
-        raise exception.PolicyNotAuthorized(
-            'policy %s refused the request' % action, action=action)
+    # A file that failed to load is not read again until it changes, so
+    # the second attempt uses the rules oslo.policy kept, if any.
+    for _attempt in range(2):
+        try:
+            enforcer.authorize(action, target, context, do_raise=True)
+            return
+        except (policy.PolicyNotAuthorized, policy.InvalidScope):
+            LOG.debug('Policy %s refused user %s of project %s', action,
+                      context.user_id, context.project_id)
+            raise exception.PolicyNotAuthorized(
+                'policy %s refused the request' % action, action=action)
+        except Exception as e:
+            LOG.error('Cannot load the policy rules: %s', _explain(e))
+    raise exception.PolicyUnavailable(
+        'policy %s could not be checked: the policy rules cannot be loaded'
+        % action)

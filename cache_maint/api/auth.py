@@ -5,11 +5,17 @@ defines (``X-User-Id``, ``X-Project-Id``, ``X-Roles``...) are set, and
 ``ContextMiddleware`` turns them into a RequestContext for the handlers.
 """
 
+from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1 import loading
 from keystonemiddleware import auth_token
 import webob
 
 from cache_maint.api import util
 from cache_maint import context
+from cache_maint import exception
+
+#: keystonemiddleware's own group.
+AUTHTOKEN_GROUP = 'keystone_authtoken'
 
 _IDENTITY_HEADERS = ('X-Identity-Status', 'X-User-Id', 'X-User-Name',
                      'X-Project-Id', 'X-Project-Name', 'X-Roles',
@@ -48,6 +54,61 @@ class NoAuth2:
 def keystone(application, conf):
     """keystonemiddleware's auth_token, configured from ``conf``."""
     return auth_token.AuthProtocol(application, {'oslo_config_config': conf})
+
+
+def _auth_group(conf):
+    """The group holding the auth plugin's options (``auth_section``)."""
+    return conf[AUTHTOKEN_GROUP].auth_section or AUTHTOKEN_GROUP
+
+
+def register_opts(conf):
+    """keystonemiddleware's options, and those of the plugin it would load.
+
+    The plugin's options (``auth_url``, ``username``...) depend on
+    ``auth_type``: call this again once the files are parsed.
+    """
+    for group, opts in auth_token.list_opts():
+        conf.register_opts(opts, group=group)
+    group = _auth_group(conf)
+    loading.register_auth_conf_options(conf, group)
+    plugin = conf[group].auth_type
+    if plugin:
+        try:
+            loader = loading.get_plugin_loader(plugin)
+        except ksa_exceptions.NoMatchingPlugin:
+            return      # check() says so
+        conf.register_opts(loading.get_auth_plugin_conf_options(loader),
+                           group=group)
+
+
+def check(conf):
+    """Raise ConfigError unless keystonemiddleware can validate tokens.
+
+    Without an auth plugin it answers every request, tokenless ones
+    included, with a 500.
+    """
+    if conf.api.auth_strategy != 'keystone':
+        return
+    group = _auth_group(conf)
+    plugin = conf[group].auth_type
+    if not plugin:
+        raise exception.ConfigError(
+            '[api] auth_strategy = keystone, but [%s] sets no auth_type, so '
+            'no token could be validated: read glance-api.conf (which has '
+            'a [%s] section) before cache-maint.conf, or set [api] '
+            'auth_strategy = noauth2 for development'
+            % (group, AUTHTOKEN_GROUP))
+    try:
+        loader = loading.get_plugin_loader(plugin)
+        loader.load_from_options_getter(lambda opt: conf[group][opt.dest])
+    except ksa_exceptions.NoMatchingPlugin:
+        raise exception.ConfigError(
+            '[%s] auth_type = %s: keystoneauth has no such plugin'
+            % (group, plugin))
+    except ksa_exceptions.MissingRequiredOptions as e:
+        raise exception.ConfigError(
+            '[%s] auth_type = %s needs %s' % (
+                group, plugin, ', '.join(opt.dest for opt in e.options)))
 
 
 class ContextMiddleware:

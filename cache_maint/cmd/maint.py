@@ -6,36 +6,13 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import service as os_service
 
-from cache_maint.api import server
 from cache_maint.cmd import common
+from cache_maint.cmd import preflight
 from cache_maint import conf as cm_conf
-from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import service
 
 LOG = logging.getLogger(__name__)
-
-
-def _preflight(conf, listener=None):
-    """(error or None, a new Listener or None) for running with ``conf``.
-
-    A new listener is bound unless ``listener`` already serves the address,
-    and before the driver's setup: a refused start creates nothing in the
-    cache.
-    """
-    new = None
-    try:
-        cm_conf.check(conf)
-        if listener is None or not listener.serves(conf):
-            new = server.Listener.for_conf(conf)
-        driver = drivers.load_driver(conf)
-        driver.setup()
-        driver.close()
-    except exception.CacheMaintError as e:
-        if new is not None:
-            new.close()
-        return str(e), None
-    return None, new
 
 
 class ReloadCheckedConfig(cfg.ConfigOpts):
@@ -44,31 +21,41 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
     On SIGHUP the launcher re-reads the files in this (master) process and
     forks a new worker with the result. A bad file would give a worker that
     dies at start, again and again; so the files are first read into a
-    scratch configuration and checked, and refused if they cannot work: the
-    worker then restarts with the running configuration.
+    scratch configuration and checked, within a bounded time, and refused
+    if they cannot work: the worker then restarts with the running
+    configuration. Whatever happens, the launcher goes on answering
+    signals.
     """
 
-    #: The API's socket, which a reload moves if the address changed.
-    listener = None
+    #: The preflight.Claims of the running service (API socket, lock).
+    claims = None
 
     def reload_config_files(self):
-        try:
-            candidate = self._read_files_again()
-        except cfg.Error as e:
-            error, new_listener = str(e), None
-        else:
-            error, new_listener = _preflight(candidate, self.listener)
+        new, error = _attempt(self._check_files_again)
         if error is not None:
             LOG.error('Refusing the changed configuration files, keeping '
                       'the running configuration: %s', error)
             return False
-        reloaded = super().reload_config_files()
-        if new_listener is not None:
-            if reloaded:
-                self.listener.replace(new_listener)
-            else:
-                new_listener.close()
-        return reloaded
+        # The files just passed the same parse; an exit here must still not
+        # leave the launcher (see common.parse).
+        try:
+            reloaded = super().reload_config_files()
+        except (Exception, SystemExit):
+            reloaded = False
+        if not reloaded:
+            new.release()
+            LOG.error('Refusing the changed configuration files: they '
+                      'changed again while they were checked')
+            return False
+        self.claims.take_over(new)
+        for message in cm_conf.unknown_options(self):
+            LOG.warning(message)
+        LOG.info('Reloaded the configuration files')
+        return True
+
+    def _check_files_again(self):
+        """Claims for the files as they are now; raise if they can't work."""
+        return preflight.check_reload(self._read_files_again(), self.claims)
 
     def _read_files_again(self):
         args = []
@@ -77,27 +64,51 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
         for path in self.config_dir or ():
             args += ['--config-dir', path]
         candidate = cfg.ConfigOpts()
-        cm_conf.register_opts(candidate)
-        candidate(args, project='cache-maint', default_config_files=[],
-                  default_config_dirs=[])
+        common.register_opts(candidate)
+        common.parse(candidate, args, default_config_files=[],
+                     default_config_dirs=[])
         return candidate
 
 
 def main(argv=None):
     conf = common.load_config(sys.argv[1:] if argv is None else argv,
                               conf_class=ReloadCheckedConfig)
-    # Check here, in the launcher, so that a broken setup stops the service
-    # with a clear message instead of a worker that fails and is forked
-    # again and again.
-    error, conf.listener = _preflight(conf)
-    if error:
-        LOG.error('cache-maint cannot start: %s', error)
-        sys.exit('cache-maint: cannot start: %s' % error)
+    # Checked here, in the launcher, so that a broken setup stops the
+    # service with a clear message instead of a worker that fails and is
+    # forked again and again.
+    _, error = _attempt(preflight.check_configuration, conf)
+    if error is not None:
+        _refuse(error, common.EX_CONFIG)
+    conf.claims, error = _attempt(preflight.check_environment, conf)
+    if error is not None:
+        _refuse(error, 1)
     conf.log_opt_values(LOG, logging.DEBUG)
     launcher = os_service.launch(
-        conf, service.MaintenanceService(conf, conf.listener), workers=1,
-        restart_method='reload')
+        conf, service.MaintenanceService(conf, conf.claims.listener),
+        workers=1, restart_method='reload')
     sys.exit(launcher.wait())
+
+
+def _attempt(check, *args):
+    """(what ``check(*args)`` returned, None) or (None, its error).
+
+    The error is returned to be logged outside the except block: oslo.log
+    would append it to the line again.
+    """
+    try:
+        return check(*args), None
+    except (cfg.Error, exception.CacheMaintError) as e:
+        return None, e
+    except Exception as e:
+        LOG.debug('Unexpected error in a preflight check', exc_info=True)
+        return None, '%s: %s' % (type(e).__name__, e)
+
+
+def _refuse(error, status):
+    # Outside the except block: oslo.log would append the exception.
+    LOG.error('cache-maint cannot start: %s', error)
+    sys.stderr.write('cache-maint: cannot start: %s\n' % error)
+    sys.exit(status)
 
 
 if __name__ == '__main__':

@@ -6,9 +6,9 @@ import ipaddress
 import socket
 
 from oslo_concurrency import lockutils
-from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_middleware import cors
+from oslo_middleware.healthcheck import opts as healthcheck_opts
 from oslo_middleware import http_proxy_to_wsgi
 from oslo_middleware import sizelimit
 from oslo_policy import opts as policy_opts
@@ -17,10 +17,17 @@ from cache_maint.conf import api
 from cache_maint.conf import cache
 from cache_maint.conf import database
 from cache_maint.conf import maintenance
+from cache_maint.conf import unknown
+from cache_maint.conf import values
 from cache_maint import exception
 
 #: The modules that define cache-maint's own options.
 MODULES = (cache, maintenance, api, database)
+
+#: The groups no other program's configuration has.
+OWN_GROUPS = frozenset(
+    getattr(group, 'name', group) for module in MODULES
+    for group in module.list_opts()) - {'DEFAULT', 'database'}
 
 
 def register_opts(conf):
@@ -33,25 +40,17 @@ def register_opts(conf):
     conf.register_opts(sizelimit.OPTS, group='oslo_middleware')
     conf.register_opts(http_proxy_to_wsgi.OPTS, group='oslo_middleware')
     conf.register_opts(cors.CORS_OPTS, group='cors')
+    conf.register_opts(healthcheck_opts.HEALTHCHECK_OPTS, group='healthcheck')
 
 
 def check(conf):
     """Raise ConfigError naming the option if the configuration is unusable.
 
-    oslo.config only checks a value when it is read, so every option is read
-    here once, at start-up, rather than in the middle of a run.
+    oslo.config only checks a value when it is read, so every registered
+    option is read here once, at start-up, rather than in the middle of a
+    run or of a request.
     """
-    for module in MODULES:
-        for group, opts in module.list_opts().items():
-            group_name = getattr(group, 'name', group)
-            section = conf if group_name == 'DEFAULT' else conf[group_name]
-            for opt in opts:
-                try:
-                    getattr(section, opt.dest)
-                except (cfg.ConfigFileValueError, ValueError) as e:
-                    raise exception.ConfigError(
-                        'invalid value for [%s] %s: %s'
-                        % (group_name, opt.name, e))
+    values.check(conf)
     if not conf.image_cache_dir:
         raise exception.ConfigError(
             '[DEFAULT] image_cache_dir is not set; set it to the image cache '
@@ -64,6 +63,11 @@ def check(conf):
             'listens on loopback; [api] bind_host = %s is not loopback (set '
             '[api] allow_insecure_noauth = true to force it)'
             % conf.api.bind_host)
+
+
+def unknown_options(conf):
+    """A message for each option set in a file that nothing reads."""
+    return unknown.report(conf, OWN_GROUPS)
 
 
 def _is_loopback(host):

@@ -23,6 +23,20 @@ LOG = logging.getLogger(__name__)
 # Ids per DELETE: one short transaction each.
 FORGET_BATCH = 500
 
+#: Seconds to connect, and for a statement's answer: a server that accepts
+#: connections but never answers must fail a run (or a reload's check), not
+#: hang it. A URL that sets its own values keeps them.
+CONNECT_TIMEOUT = 10
+STATEMENT_TIMEOUT = 30
+_TIMEOUTS = {
+    'postgresql': {'connect_timeout': CONNECT_TIMEOUT,
+                   'options': '-c statement_timeout=%d'
+                              % (STATEMENT_TIMEOUT * 1000)},
+    'mysql': {'connect_timeout': CONNECT_TIMEOUT,
+              'read_timeout': STATEMENT_TIMEOUT,
+              'write_timeout': STATEMENT_TIMEOUT},
+}
+
 _images = tables.cached_images
 _nodes = tables.node_reference
 
@@ -54,6 +68,11 @@ def make_engine(url):
     options = {'pool_pre_ping': True}
     if url.get_backend_name() != 'sqlite':
         options.update(pool_size=2, max_overflow=4, pool_recycle=3600)
+    timeouts = {name: value for name, value
+                in _TIMEOUTS.get(url.get_backend_name(), {}).items()
+                if name not in url.query}
+    if timeouts:
+        options['connect_args'] = timeouts
     return sa.create_engine(url, **options)
 
 
