@@ -66,6 +66,10 @@ class TaskRunner:
         with self._runs_lock:
             return list(self._runs)
 
+    def last_runs(self):
+        """{task: its most recent RunRecord}, for the tasks that ran."""
+        return {record.task: record for record in self.runs()}
+
     def clean(self, wait=None, trigger='request', **hooks):
         """Run clean; wait at most ``wait`` s (None: forever) for the lock.
 

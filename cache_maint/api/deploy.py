@@ -3,13 +3,13 @@
 import threading
 
 from oslo_middleware import cors
-from oslo_middleware import healthcheck
 from oslo_middleware import http_proxy_to_wsgi
 from oslo_middleware import request_id
 from oslo_middleware import sizelimit
 
 from cache_maint.api import auth
 from cache_maint.api import dispatch
+from cache_maint.api import health
 from cache_maint.api import requestlog
 from cache_maint.api import router
 from cache_maint.api import util
@@ -64,31 +64,35 @@ def loadapp(conf, runner):
     sets once the token checks out (its own errors made JSON). Public
     routes (discovery) skip authentication. The runtime objects are
     injected for the handlers, and the fault wrapper turns whatever escapes
-    into a JSON 500. Outside those come the operator's middleware:
-    ``/healthcheck``, the request body size limit, CORS (only if
+    into a JSON 500. Outside those come the operator's middleware: the
+    request body size limit, ``/healthcheck`` (with its own fault wrapper,
+    and its own answers: oslo.middleware's), CORS (only if
     ``[cors] allowed_origin`` is set), proxy headers (only if
     ``[oslo_middleware] enable_proxy_headers_parsing`` is set), one log
     line per request, and, outermost, the ``x-openstack-request-id``
     that every response carries and every log line names.
     """
+    enforcer = policy.make_enforcer(conf)
+
+    def authenticate(application):
+        application = auth.ContextMiddleware(application, enforcer)
+        if conf.api.auth_strategy == 'noauth2':
+            return auth.NoAuth2(application)
+        return dispatch.JSONErrors(auth.keystone(application, conf))
+
     dispatcher = dispatch.Dispatcher(router.Router(router.ROUTES))
-    authenticated = auth.ContextMiddleware(dispatcher,
-                                           policy.make_enforcer(conf))
-    if conf.api.auth_strategy == 'noauth2':
-        authenticated = auth.NoAuth2(authenticated)
-    else:
-        authenticated = dispatch.JSONErrors(
-            auth.keystone(authenticated, conf))
-    application = _PublicBypass(authenticated, dispatcher)
+    application = _PublicBypass(authenticate(dispatcher), dispatcher)
     seats = threading.BoundedSemaphore(conf.api.max_task_requests)
     application = _Inject(application, {util.RUNNER_KEY: runner,
                                         util.CONF_KEY: conf,
                                         util.TASK_SEATS_KEY: seats})
     application = dispatch.FaultWrapper(application)
-    application = _Mount(application, '/healthcheck',
-                         healthcheck.Healthcheck(None, conf))
     application = dispatch.JSONErrors(
         sizelimit.RequestBodySizeLimiter(application, conf))
+    # Outside JSONErrors: a failing check's 503 keeps oslo.middleware's
+    # body, which says which check failed.
+    application = _Mount(application, '/healthcheck', dispatch.FaultWrapper(
+        health.HealthcheckRoute(application, conf, runner, authenticate)))
     if conf.cors.allowed_origin:
         application = cors.CORS(application, conf)
     application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, conf)

@@ -19,6 +19,7 @@ from oslo_log import log as logging
 
 from cache_maint.api import auth
 from cache_maint.api import deploy
+from cache_maint.api import health
 from cache_maint.api import server
 from cache_maint import conf as cm_conf
 from cache_maint import drivers
@@ -38,6 +39,7 @@ def check_configuration(conf):
     cm_conf.check(conf)
     auth.check(conf)
     policy.check(conf)
+    health.check(conf)
     # Building the application reads the middleware options and registers
     # those of the libraries that register theirs as they start.
     deploy.loadapp(conf, runner=None)

@@ -62,6 +62,12 @@ class Driver(abc.ABC):
     def check_metadata(self):
         """Check the metadata settings and store, creating nothing."""
 
+    def ping(self):
+        """Raise MetadataError unless the metadata store answers now.
+
+        Cheap enough for every health check; creates nothing.
+        """
+
     @abc.abstractmethod
     def setup_metadata(self):
         """Create the metadata store (or this node's part of it) if absent."""

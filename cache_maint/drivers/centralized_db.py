@@ -142,6 +142,14 @@ class CentralizedDbDriver(base.Driver):
                 '"cache-maint-manage db-sync" for a standalone one'
                 % ' and no '.join(missing))
 
+    def ping(self):
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.select(_nodes.c.node_reference_id)
+                             .limit(1)).all()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'reach the database')
+
     def setup_metadata(self):
         self._ensure_node()
 

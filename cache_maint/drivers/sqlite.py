@@ -127,6 +127,10 @@ class SqliteDriver(base.Driver):
                 'creates the database inside the cache directory'
                 % self.db_path)
 
+    def ping(self):
+        with self._connect() as conn:
+            _query(conn, 'SELECT 1 FROM cached_images LIMIT 1').fetchall()
+
     def lru_ids(self):
         with self._connect() as conn:
             return [image_id for (image_id,) in _query(conn, _LRU_QUERY)]
