@@ -23,6 +23,13 @@ class ConfigError(CacheMaintError):
     """The configuration cannot work; the message names the option."""
 
 
+class NodeIdentityError(ConfigError):
+    """The metadata store seems to know this node under another name."""
+
+    public_fmt = ("This node's records cannot be found in the cache "
+                  'metadata; the cache-maint log has the cause.')
+
+
 class CacheDirError(CacheMaintError):
     """The cache directory is missing, not a directory or not writable."""
 

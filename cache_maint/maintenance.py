@@ -170,8 +170,10 @@ def prune(driver, max_size, now=None, stop_event=None):
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
 
-    candidates = eviction_order(driver.lru_order(files), files,
-                                now - IN_FLIGHT_GRACE)
+    lru_ids = driver.lru_order(files)
+    if not lru_ids:
+        _refuse_if_lost(driver, files)
+    candidates = eviction_order(lru_ids, files, now - IN_FLIGHT_GRACE)
     excess = size - max_size
     LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
               size, excess, max_size)
@@ -203,6 +205,21 @@ def prune(driver, max_size, now=None, stop_event=None):
                          stopped=stopped)
     _log_prune(result, max_size)
     return result
+
+
+def _refuse_if_lost(driver, files):
+    """Raise NodeIdentityError if no file is tracked for a suspect reason.
+
+    Untracked files are evicted first. When none of this node's files has
+    a record but other nodes' records exist, the likeliest cause is that
+    glance-api knows this node by another URL: evicting them all as
+    untracked would throw away the images read most recently.
+    """
+    problem = driver.identity_problem()
+    if problem:
+        raise exception.NodeIdentityError(
+            'refusing to evict %d images as untracked: %s'
+            % (len(files), problem))
 
 
 class _Forgetter:

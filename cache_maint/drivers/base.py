@@ -62,6 +62,14 @@ class Driver(abc.ABC):
     def check_metadata(self):
         """Check the metadata settings and store, creating nothing."""
 
+    def identity_problem(self):
+        """Why this node may not see its own records, or None.
+
+        Only a store shared by many nodes can tell: this node has no
+        record there, while others have.
+        """
+        return None
+
     def ping(self):
         """Raise MetadataError unless the metadata store answers now.
 

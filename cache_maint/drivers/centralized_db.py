@@ -9,6 +9,7 @@ loops forever when files have no row; the shared maintenance code does not.
 
 import datetime
 import importlib
+import urllib.parse
 
 from oslo_log import log as logging
 import sqlalchemy as sa
@@ -50,6 +51,25 @@ def _naive_utc(epoch):
     """An epoch as Glance stores its times: a naive UTC datetime."""
     return datetime.datetime.fromtimestamp(
         epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def comparable_url(url):
+    """A node URL reduced to where it points.
+
+    The case of scheme and host, a default port and trailing slashes are
+    made uniform. glance-api compares node URLs as strings: two that differ
+    only in these name the same node, yet get two node_reference rows.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if port == {'http': 80, 'https': 443}.get(scheme):
+        port = None
+    return (scheme, (parts.hostname or '').lower(), port,
+            parts.path.rstrip('/'), parts.query)
 
 
 def make_engine(url):
@@ -141,6 +161,50 @@ class CentralizedDbDriver(base.Driver):
                 'run "glance-manage db sync" for a Glance database, or '
                 '"cache-maint-manage db-sync" for a standalone one'
                 % ' and no '.join(missing))
+        self._refuse_near_miss()
+
+    def _refuse_near_miss(self):
+        """Refuse a URL that is another node's but for its spelling.
+
+        Registering it would give this node a second row: its records
+        would be invisible to cache-maint, and its files pruned as
+        untracked.
+        """
+        try:
+            with self.engine.connect() as conn:
+                urls = conn.execute(
+                    sa.select(_nodes.c.node_reference_url)).scalars().all()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the registered nodes')
+        if self.url in urls:
+            return
+        ours = comparable_url(self.url)
+        for registered in urls:
+            if comparable_url(registered) == ours:
+                raise exception.ConfigError(
+                    '[DEFAULT] worker_self_reference_url = %s is not '
+                    'registered in node_reference, but %s is: glance-api '
+                    'compares these URLs exactly, so set '
+                    'worker_self_reference_url to %s, as glance-api has it'
+                    % (self.url, registered, registered))
+
+    def identity_problem(self):
+        try:
+            with self.engine.connect() as conn:
+                mine = conn.execute(sa.select(_images.c.id).where(
+                    _images.c.node_reference_id == self._node_scope())
+                    .limit(1)).first()
+                if mine is not None:
+                    return None
+                others = conn.execute(
+                    sa.select(_images.c.id).limit(1)).first()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the cached images')
+        if others is None:
+            return None
+        return ('this node (worker_self_reference_url = %s) has no record '
+                'in cached_images while other nodes have: glance-api may '
+                'know this node by another URL' % self.url)
 
     def ping(self):
         try:
@@ -152,6 +216,12 @@ class CentralizedDbDriver(base.Driver):
 
     def setup_metadata(self):
         self._ensure_node()
+        if self.cachedir.scan_images():
+            problem = self.identity_problem()
+            if problem:
+                LOG.warning('The cached images cannot be maintained as they '
+                            'should: %s. Prune will not evict them as '
+                            'untracked until this node has records.', problem)
 
     def _ensure_node(self):
         """Create this node's node_reference row, as glance-api does."""
