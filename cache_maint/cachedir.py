@@ -180,10 +180,19 @@ class CacheDir:
                 'image_cache_dir %s is not writable by this process (uid %d)'
                 % (self.path, os.getuid()))
 
-    def check(self):
-        """Raise CacheDirError unless the cache directory is still there."""
-        with self._open_base():
-            pass
+    def check(self, writable=False):
+        """Raise CacheDirError unless the cache directory is still there.
+
+        With ``writable``, it must also take unlinks: a run that deletes
+        records before files must know first that the files can go.
+        """
+        with self._open_base() as base:
+            if writable and not os.access(self.path, os.W_OK | os.X_OK):
+                read_only = os.fstatvfs(base).f_flag & os.ST_RDONLY
+                raise exception.CacheDirError(
+                    'cannot remove files from %s: %s' % (
+                        self.path, os.strerror(errno.EROFS if read_only
+                                               else errno.EACCES)))
 
     @contextlib.contextmanager
     def _open_base(self):

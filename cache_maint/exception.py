@@ -49,6 +49,10 @@ class MetadataError(CacheMaintError):
                   'cache-maint log has the cause.')
 
 
+class MetadataFull(MetadataError):
+    """The metadata store's filesystem has no room for a change."""
+
+
 class TaskInProgress(CacheMaintError):
     """Another run of the same task held its lock for the whole wait."""
 
@@ -62,15 +66,6 @@ class ServiceStopping(CacheMaintError):
 
     code = 503
     public_fmt = 'cache-maint is stopping; try again in a moment.'
-    retry_after = 5
-
-
-class TooManyTaskRequests(CacheMaintError):
-    """As many clean and prune requests wait as ``[api]`` allows."""
-
-    code = 503
-    public_fmt = ('{count} clean and prune requests are already waiting for '
-                  'their runs; try again in a moment.')
     retry_after = 5
 
 

@@ -2,12 +2,15 @@
 
 Glance's semantics, on a driver: an image is cached when its regular file
 is in the cache directory, queued when ``queue/<id>`` exists. Deleting an
-image removes its file first and its record second, as glance-api does.
+image removes its record first and its file second, as prune does (see
+``cache_maint.evictor``): glance-api can then always record the image again
+once its file is gone. A file that stays gets its record back.
 """
 
 from oslo_log import log as logging
 
 from cache_maint import cachedir
+from cache_maint import evictor
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
@@ -46,13 +49,13 @@ def delete(driver, image_id):
     check_image_id(image_id)
     cache = driver.cachedir
     was_cached = cache.has_image(image_id)
-    removal = cache.remove_images([image_id])
+    removal, forgotten = evictor.records_first(
+        driver, [image_id], lambda: cache.remove_images([image_id]))
     if removal.fatal or (was_cached and removal.failed):
         raise exception.CacheDirError(
             removal.fatal or 'cannot remove cached image %s/%s'
             % (cache.path, image_id))
     unqueued = cache.unqueue(image_id)
-    forgotten = driver.forget([image_id])
     if not (removal.removed or unqueued or forgotten):
         raise exception.ImageNotCached(
             'image %s is neither cached nor queued' % image_id)
@@ -69,10 +72,10 @@ def clear(driver, target='both'):
     cache = driver.cachedir
     if target in ('both', 'cache'):
         lru_ids, files = driver.snapshot()
-        removal = cache.remove_images(list(files))
-        # Forget only what is gone: a file that stayed keeps its record.
-        stale = [image_id for image_id in lru_ids if image_id not in files]
-        driver.forget(list(removal.removed + removal.vanished) + stale)
+        removal, _ = evictor.records_first(
+            driver, list(files) + [image_id for image_id in lru_ids
+                                   if image_id not in files],
+            lambda: cache.remove_images(list(files)))
         if removal.fatal:
             raise exception.CacheDirError(removal.fatal)
         cached = len(removal.removed)

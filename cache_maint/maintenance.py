@@ -12,16 +12,18 @@ stale. Prune scans first, which tells it alone whether there is anything
 to do; the records it reads next can only be newer than the scan. A record
 whose file the scan did not see frees nothing and is skipped, and a file
 the scan saw without a record is either a leftover or a download being
-committed, which only a short grace period tells apart.
+committed, which only a short grace period tells apart. Prune deletes a
+victim's record before its file, so that glance-api can always record the
+image again once the file is gone (see ``cache_maint.evictor``).
 """
 
-from concurrent import futures
 import dataclasses
 import time
 
 from oslo_log import log as logging
 
 from cache_maint import cachedir
+from cache_maint import evictor
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
@@ -30,21 +32,6 @@ LOG = logging.getLogger(__name__)
 #: untracked image that glance-api is about to record, or a download still
 #: being written. Glance retries its sqlite writes for 2 s; this is ample.
 IN_FLIGHT_GRACE = 10
-
-#: Most victims removed between two checks of the stop event. A batch is
-#: unlinked and then forgotten, so a stop never leaves a batch half done.
-DELETE_BATCH = 2000
-
-#: Where a batch's records are deleted under a lock glance-api waits for
-#: (sqlite), a delete that held it longer than this many seconds halves the
-#: next batch, down to MIN_DELETE_BATCH victims, and one well within it
-#: doubles the next, up to DELETE_BATCH. A delete's cost grows with the
-#: table (each id dirties a page of its own): 2,000 records take about
-#: 25 ms at 20,000 images and 110-140 ms at 200,000, where glance-api's
-#: hit updates, which sleep between attempts at the lock, waited 179 ms at
-#: the 99th percentile with batches of 2,000, 104 ms with this.
-FORGET_BUDGET = 0.1
-MIN_DELETE_BATCH = 250
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +74,8 @@ def clean(driver, stall_time, now=None, stop_event=None):
     cache.check()
     steps = (
         lambda: cache.remove_from(cachedir.INVALID),
-        lambda: cache.remove_from(cachedir.INCOMPLETE,
-                                  lambda st: st.st_mtime < older_than),
+        lambda: cache.remove_from(cachedir.INCOMPLETE, lambda st: (
+            st.st_mtime < older_than or _from_the_future(st.st_mtime, now))),
     )
     removals = []
     for step in steps:
@@ -113,28 +100,50 @@ def clean(driver, stall_time, now=None, stop_event=None):
     return result
 
 
+def _from_the_future(mtime, now):
+    """True for a time too far ahead of ``now`` to be a write in progress.
+
+    A file last written while the clock was ahead keeps that time once the
+    clock is put right; it tells nothing of its age, but a writer still at
+    work would have brought it back to the present with its next write.
+    Without this, such files were never stalled nor evictable.
+    """
+    return mtime > now + IN_FLIGHT_GRACE
+
+
 def _forget_missing(driver):
-    """Delete the records whose file is gone.
+    """Delete the records whose file is gone; return how many went.
 
     Each file is looked for once more just before: glance-api may have
-    cached the image again since the scan (file first, then record). It
-    may also do so between that look and the delete, so only records made
-    before the snapshot are deleted: a new one is not stale.
+    cached the image again since the scan (file first, then record), and
+    only records made before the snapshot are deleted: a new one is not
+    stale. glance-api may also cache it again between that look and the
+    delete, while the stale record still makes its INSERT fail: a record
+    whose file is there once the delete is done is put back, as glance-api
+    alone would have left it.
     """
     started = time.time()
     lru_ids, files = driver.snapshot()
     stale = [image_id for image_id in lru_ids if image_id not in files]
     stale = [image_id for image_id in stale
              if not driver.cachedir.has_image(image_id)]
-    return driver.forget(stale, recorded_before=started) if stale else 0
+    if not stale:
+        return 0
+    records = driver.forget(stale, recorded_before=started)
+    cached_again = [r for r in records
+                    if driver.cachedir.has_image(r.image_id)]
+    if cached_again:
+        driver.restore(cached_again)
+    return len(records) - len(cached_again)
 
 
-def eviction_order(lru_ids, files, untracked_before):
+def eviction_order(lru_ids, files, now):
     """Every image that prune may evict, in the order it evicts them.
 
-    Files without a record come first, oldest first, once they are older
-    than ``untracked_before``; then recorded images, least recently used
-    first. Records whose file is gone free nothing and are left out.
+    Files without a record come first, oldest first, once out of the
+    in-flight grace (a download being committed is recorded just after its
+    file appears); then recorded images, least recently used first.
+    Records whose file is gone free nothing and are left out.
     """
     tracked = set()
     recorded = []
@@ -144,8 +153,9 @@ def eviction_order(lru_ids, files, untracked_before):
             tracked.add(image_id)
             recorded.append(cached)
     untracked = sorted(
-        (f for image_id, f in files.items()
-         if image_id not in tracked and f.mtime < untracked_before),
+        (f for image_id, f in files.items() if image_id not in tracked and (
+            f.mtime < now - IN_FLIGHT_GRACE or _from_the_future(f.mtime,
+                                                                now))),
         key=lambda f: (f.mtime, f.image_id))
     return untracked + recorded
 
@@ -153,12 +163,12 @@ def eviction_order(lru_ids, files, untracked_before):
 def prune(driver, max_size, now=None, stop_event=None):
     """Evict least recently used images until the cache fits ``max_size``.
 
-    One directory scan, one ordered read of the records, then batches of
-    unlinks, each followed by one bounded delete of their records (batches
-    shrink where that delete holds glance-api's lock too long). A file
-    that cannot be removed is skipped for the next candidate, so prune ends
-    under the limit whenever enough deletable files exist. A stop request
-    is honoured between batches.
+    One directory scan, one ordered read of the records, then batches, each
+    one bounded delete of their records and then their unlinks (see
+    ``cache_maint.evictor``). A file that cannot be removed keeps its
+    record and is skipped for the next candidate, so prune ends under the
+    limit whenever enough deletable files exist. A stop request is
+    honoured between batches.
     """
     now = time.time() if now is None else now
     cache = driver.cachedir
@@ -170,35 +180,42 @@ def prune(driver, max_size, now=None, stop_event=None):
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
 
+    # Records go before files: know first that the files can go.
+    cache.check(writable=True)
     lru_ids = driver.lru_order(files)
     if not lru_ids:
         _refuse_if_lost(driver, files)
-    candidates = eviction_order(lru_ids, files, now - IN_FLIGHT_GRACE)
+    candidates = eviction_order(lru_ids, files, now)
     excess = size - max_size
     LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
               size, excess, max_size)
-    pruned = freed = failures = position = 0
+    pruned = freed = failures = 0
     stopped = False
-    with _Forgetter(driver) as forgetter:
-        while excess > 0 and position < len(candidates):
+    plan = _Planner(candidates)
+    with evictor.Evictor(driver) as evict:
+        batch = plan.next(excess, evict.batch_size)
+        while batch:
             if stop_event is not None and stop_event.is_set():
                 stopped = True
                 break
-            batch, planned = [], 0
-            while (position < len(candidates) and planned < excess
-                   and len(batch) < forgetter.batch_size):
-                batch.append(candidates[position])
-                planned += candidates[position].size
-                position += 1
-            removal = cache.evict(batch)
-            gone = removal.removed + removal.vanished
-            pruned += len(removal.removed)
-            forgetter.forget(gone, pruned)
+            # The batch after this one, if this one is removed whole.
+            ahead = plan.next(excess - sum(f.size for f in batch),
+                              evict.batch_size) if evict.overlaps else []
+            try:
+                removal = evict.remove(batch, ahead)
+            except exception.MetadataError as e:
+                raise exception.MetadataError(
+                    'removed %d images, then could not delete the records '
+                    'of the next ones, whose files are all still there: %s'
+                    % (pruned, e)) from e
             if removal.fatal:
                 raise exception.CacheDirError(removal.fatal)
+            pruned += len(removal.removed)
             freed += removal.bytes_freed
             failures += len(removal.failed)
-            excess -= sum(files[image_id].size for image_id in gone)
+            excess -= sum(files[image_id].size for image_id
+                          in removal.removed + removal.vanished)
+            batch = ahead or plan.next(excess, evict.batch_size)
 
     result = PruneResult(files=pruned, bytes=freed, size_before=size,
                          size_after=max_size + excess, failures=failures,
@@ -222,85 +239,23 @@ def _refuse_if_lost(driver, files):
             % (len(files), problem))
 
 
-class _Forgetter:
-    """Deletes the records of each removed batch, never before its files.
+class _Planner:
+    """Cuts the eviction order into batches, as the excess requires."""
 
-    Where the records live on another disk (centralized_db), a batch's
-    records are deleted in a thread while the next batch is unlinked, one
-    batch at a time. Where they live on the cache's own filesystem (sqlite),
-    a commit would have to flush the journal that concurrent unlinks keep
-    filling, and would hold the database's write lock, which glance-api
-    waits for, for as long: there the batch's unlinks are first made
-    durable (an fsync of the directory, holding no lock), then its records
-    deleted in a short transaction, before the next batch starts; how long
-    that transaction took sizes the next batch (``FORGET_BUDGET``). Leaving
-    the block waits for the last delete; any failure is raised, with a plain
-    account of what is left.
-    """
+    def __init__(self, candidates):
+        self._candidates = candidates
+        self._position = 0
 
-    def __init__(self, driver):
-        self.driver = driver
-        self._overlap = not driver.metadata_on_cache_disk
-        self._thread = futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix='forget')
-        self._pending = None
-        #: Victims in the next batch; sized by the last delete's lock time
-        #: where the delete holds glance-api's lock (see FORGET_BUDGET).
-        self.batch_size = DELETE_BATCH
-
-    def forget(self, image_ids, pruned_so_far):
-        """Delete these records once the previous delete is done."""
-        self._wait(len(image_ids), pruned_so_far)
-        if not image_ids:
-            return
-        if not self._overlap:
-            self.driver.cachedir.sync()
-        began = time.monotonic()
-        self._pending = (self._thread.submit(self.driver.forget, image_ids),
-                         len(image_ids), pruned_so_far)
-        if not self._overlap:
-            self._wait()
-            self._resize(time.monotonic() - began)
-
-    def _resize(self, took):
-        if took > FORGET_BUDGET:
-            self.batch_size = max(min(MIN_DELETE_BATCH, DELETE_BATCH),
-                                  self.batch_size // 2)
-        elif took < FORGET_BUDGET / 2:
-            self.batch_size = min(DELETE_BATCH, self.batch_size * 2)
-
-    def _wait(self, also_unrecorded=0, pruned_so_far=None):
-        """Wait for the previous delete.
-
-        If it failed, the batch removed since (``also_unrecorded`` files)
-        keeps its records too; the error says so, in the one line the
-        runner logs for the failed run.
-        """
-        if self._pending is None:
-            return
-        future, count, pruned = self._pending
-        self._pending = None
-        try:
-            future.result()
-        except exception.MetadataError as e:
-            raise exception.MetadataError(
-                'removed %d images, but the records of the last %d could '
-                'not be deleted (the next clean deletes them): %s'
-                % (pruned if pruned_so_far is None else pruned_so_far,
-                   count + also_unrecorded, e)) from e
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self._wait()
-            elif self._pending is not None:
-                # Already failing: still try to record what was removed.
-                self._pending[0].exception()
-        finally:
-            self._thread.shutdown(wait=True)
+    def next(self, excess, size):
+        """The next batch: at most ``size`` files, just over ``excess``."""
+        batch, planned = [], 0
+        candidates = self._candidates
+        while (self._position < len(candidates) and planned < excess
+               and len(batch) < size):
+            batch.append(candidates[self._position])
+            planned += candidates[self._position].size
+            self._position += 1
+        return batch
 
 
 def _log_prune(result, max_size):

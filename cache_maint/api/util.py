@@ -9,8 +9,6 @@ import webob.exc
 CONTEXT_KEY = 'cache_maint.context'
 RUNNER_KEY = 'cache_maint.runner'
 CONF_KEY = 'cache_maint.conf'
-#: A semaphore with a seat for each clean or prune request that may wait.
-TASK_SEATS_KEY = 'cache_maint.task_seats'
 
 
 #: Most bytes of what a client sent that a log line quotes.
@@ -40,8 +38,9 @@ def loggable(data, limit=LOGGED_BYTES):
 
 #: Bodies are plain trees of dicts and lists built per request, never
 #: cyclic: skipping the encoder's cycle check saves a tenth of the time of
-#: the largest answer, GET /v2/cache.
-_encode = json.JSONEncoder(check_circular=False).encode
+#: the largest answer, GET /v2/cache. No Infinity or NaN ever goes out:
+#: strict JSON parsers refuse them (the drivers read odd values as 0).
+_encode = json.JSONEncoder(check_circular=False, allow_nan=False).encode
 
 
 def json_response(status, body, headers=None):

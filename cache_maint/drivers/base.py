@@ -7,10 +7,19 @@ through this class.
 """
 
 import abc
+import reprlib
 import typing
+
+from oslo_log import log as logging
 
 from cache_maint import cachedir
 from cache_maint import exception
+
+LOG = logging.getLogger(__name__)
+
+#: repr() for a log line: short, but long enough for an image id.
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
 
 
 class ImageRecord(typing.NamedTuple):
@@ -34,6 +43,13 @@ class ImageRecord(typing.NamedTuple):
                 'last_modified': last_modified, 'size': size, 'hits': hits}
 
 
+class StoredRecord(typing.NamedTuple):
+    """A record as a driver deleted it: enough to put it back as it was."""
+
+    image_id: str
+    row: tuple      # the driver's own columns; only the driver reads them
+
+
 class Driver(abc.ABC):
     """Metadata of one image cache, as one Glance driver stores it."""
 
@@ -46,6 +62,23 @@ class Driver(abc.ABC):
     def __init__(self, conf):
         self.conf = conf
         self.cachedir = cachedir.CacheDir(conf.image_cache_dir)
+        self._reported = set()
+
+    def report_odd(self, rows):
+        """Log, once per image, records whose values Glance never writes.
+
+        ``rows`` are (image_id, last_accessed, last_modified, size, hits)
+        as stored. The listings show such a value as 0.
+        """
+        for row in rows:
+            if row[0] in self._reported:
+                continue
+            self._reported.add(row[0])
+            LOG.warning('The %s cache metadata holds a record with values '
+                        'Glance never writes; listed with 0 in their place: '
+                        'image_id=%s last_accessed=%s last_modified=%s '
+                        'size=%s hits=%s', self.name,
+                        *(_short.repr(value) for value in row))
 
     def setup(self):
         """Check the cache directory and the metadata store.
@@ -95,12 +128,23 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def forget(self, image_ids, recorded_before=None):
-        """Delete the records of these images; return how many went.
+        """Delete the records of these images; return them, StoredRecords.
 
-        Deletes are batched in short, bounded transactions. With
-        ``recorded_before`` (epoch seconds), a record made since then is
-        kept: glance-api may have cached the image again after we found
-        its record stale.
+        Deletes are batched in short, bounded transactions; a batch of up
+        to 2,000 ids is one statement, all or nothing. With
+        ``recorded_before`` (epoch seconds), a record made since then, by
+        its ``last_modified``, is kept: glance-api may have cached the image
+        again after we found its record stale. A record whose
+        ``last_modified`` is missing or lies in the future (a clock that was
+        ahead) tells nothing of its age and goes.
+        """
+
+    @abc.abstractmethod
+    def restore(self, records):
+        """Put back StoredRecords from ``forget``, unless recorded again.
+
+        For files that stayed after all: an image glance-api has meanwhile
+        recorded again keeps its new record.
         """
 
     def snapshot(self):

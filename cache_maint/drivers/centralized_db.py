@@ -9,6 +9,7 @@ loops forever when files have no row; the shared maintenance code does not.
 
 import datetime
 import importlib
+import time
 import urllib.parse
 
 from oslo_log import log as logging
@@ -21,8 +22,12 @@ from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
 
-# Ids per DELETE: one short transaction each.
-FORGET_BATCH = 500
+# Ids per DELETE: one short transaction each. A batch of prune's is one.
+FORGET_BATCH = 2000
+
+#: Seconds past the present within which a record's last_modified is taken
+#: as made now, not by a clock that was ahead (forget's recorded_before).
+RECORDED_MARGIN = 10
 
 #: Seconds to connect, and for a statement's answer: a server that accepts
 #: connections but never answers must fail a run (or a reload's check), not
@@ -45,6 +50,21 @@ _nodes = tables.node_reference
 def _epoch(moment):
     """Glance stores naive UTC datetimes; the API speaks epoch seconds."""
     return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _sane_epoch(moment):
+    """As _epoch, or 0.0 for what is no datetime (MySQL's zero date)."""
+    if not isinstance(moment, datetime.datetime):
+        return 0.0
+    try:
+        return _epoch(moment)
+    except (OverflowError, ValueError):
+        return 0.0
+
+
+def _sane_count(value):
+    """A size or a hit count, or 0 if it is negative or none."""
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _naive_utc(epoch):
@@ -94,6 +114,27 @@ def make_engine(url):
     if timeouts:
         options['connect_args'] = timeouts
     return sa.create_engine(url, **options)
+
+
+#: The columns a deleted record is kept with, to be put back.
+_STORED_COLUMNS = ('image_id', 'last_accessed', 'last_modified', 'size',
+                   'hits', 'checksum')
+
+
+def _delete_returning(conn, where):
+    """Delete this node's rows matching ``where``; return them.
+
+    PostgreSQL, MariaDB and SQLite return the rows they delete. MySQL does
+    not: there they are read, and locked, first, in the same transaction.
+    """
+    columns = [_images.c[name] for name in _STORED_COLUMNS]
+    delete = _images.delete().where(*where)
+    if conn.dialect.delete_returning:
+        return conn.execute(delete.returning(*columns)).all()
+    rows = conn.execute(sa.select(*columns).where(*where)
+                        .with_for_update()).all()
+    conn.execute(delete)
+    return rows
 
 
 class CentralizedDbDriver(base.Driver):
@@ -273,9 +314,20 @@ class CentralizedDbDriver(base.Driver):
                 rows = conn.execute(query).all()
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'read the cached images')
-        return [base.ImageRecord(row.image_id, _epoch(row.last_accessed),
-                                 _epoch(row.last_modified), row.size,
-                                 row.hits) for row in rows]
+        records, odd = [], []
+        for row in rows:
+            record = base.ImageRecord(
+                row.image_id, _sane_epoch(row.last_accessed),
+                _sane_epoch(row.last_modified), _sane_count(row.size),
+                _sane_count(row.hits))
+            if (record.size != row.size or record.hits != row.hits
+                    or not isinstance(row.last_accessed, datetime.datetime)
+                    or not isinstance(row.last_modified, datetime.datetime)):
+                odd.append(tuple(row))
+            records.append(record)
+        if odd:
+            self.report_odd(odd)
+        return records
 
     def cached_nodes(self, image_id):
         query = (sa.select(_nodes.c.node_reference_url)
@@ -291,23 +343,45 @@ class CentralizedDbDriver(base.Driver):
 
     def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
-        deleted = 0
+        deleted = []
         scope = []
         if recorded_before is not None:
             # Glance sets last_modified when it records a cached image;
-            # MySQL rounds it to the second, so keep a second's margin.
-            scope.append(_images.c.last_modified < _naive_utc(
-                int(recorded_before) - 1))
+            # MySQL rounds it to the second, so keep a second's margin. One
+            # in the future tells nothing of when.
+            scope.append(sa.or_(
+                _images.c.last_modified < _naive_utc(
+                    int(recorded_before) - 1),
+                _images.c.last_modified > _naive_utc(
+                    time.time() + RECORDED_MARGIN)))
         try:
             for start in range(0, len(image_ids), FORGET_BATCH):
-                batch = image_ids[start:start + FORGET_BATCH]
+                where = (_images.c.node_reference_id == self._node_scope(),
+                         _images.c.image_id.in_(
+                             image_ids[start:start + FORGET_BATCH]), *scope)
                 with self.engine.begin() as conn:
-                    deleted += conn.execute(_images.delete().where(
-                        _images.c.node_reference_id == self._node_scope(),
-                        _images.c.image_id.in_(batch), *scope)).rowcount
+                    deleted += _delete_returning(conn, where)
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'delete cached image records')
-        return deleted
+        return [base.StoredRecord(row.image_id, tuple(row))
+                for row in deleted]
+
+    def restore(self, records):
+        """Insert each record back, one short transaction each.
+
+        Rare (files that could not be unlinked), so one at a time: a record
+        glance-api made again meanwhile is a unique-key conflict, skipped.
+        """
+        for record in records:
+            values = dict(zip(_STORED_COLUMNS, record.row))
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(_images.insert().values(
+                        node_reference_id=self._node_scope(), **values))
+            except sa_exc.IntegrityError:
+                continue
+            except sa_exc.SQLAlchemyError as e:
+                raise self._fail(e, 'put back cached image records')
 
     def sync_schema(self):
         """Create Glance's two tables in a standalone database.

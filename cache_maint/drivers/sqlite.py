@@ -51,6 +51,31 @@ FORGET_BATCH = 2000
 
 _COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
 
+# Every column, as a deleted record is kept to be put back.
+_STORED = _COLUMNS + ', checksum'
+
+#: Seconds past the present within which a record's last_modified is taken
+#: as made now, not by a clock that was ahead (forget's recorded_before).
+RECORDED_MARGIN = 10
+
+# Glance's listing, with a value that is not what Glance writes (NULL,
+# text, a blob, an infinity, a time past the year 9999, a negative count)
+# read as 0, and a last column saying whether any was: the listing must
+# stay a listing, in strict JSON.
+_TIME = ("CASE WHEN typeof({0}) IN ('integer', 'real') AND {0} BETWEEN 0 "
+         "AND 253402300799 THEN {0} ELSE 0.0 END")
+_COUNT = ("CASE WHEN typeof({0}) IN ('integer', 'real') AND {0} BETWEEN 0 "
+          "AND 9.2e18 THEN CAST({0} AS INTEGER) ELSE 0 END")
+_LIST_QUERY = (
+    'SELECT image_id, {la}, {lm}, {size}, {hits}, '
+    "typeof(image_id) != 'text' OR {la} != last_accessed "
+    'OR {lm} != last_modified OR {size} != size OR {hits} != hits '
+    'OR last_accessed IS NULL OR last_modified IS NULL OR size IS NULL '
+    'OR hits IS NULL '
+    'FROM cached_images ORDER BY image_id').format(
+        la=_TIME.format('last_accessed'), lm=_TIME.format('last_modified'),
+        size=_COUNT.format('size'), hits=_COUNT.format('hits'))
+
 # Least recently used first; rowid (caching order) breaks ties.
 _LRU_QUERY = ('SELECT image_id FROM cached_images '
               'ORDER BY last_accessed, rowid')
@@ -89,6 +114,9 @@ class SqliteDriver(base.Driver):
                 raise exception.MetadataError(
                     'the cache database %s stayed locked (%s)'
                     % (self.db_path, e))
+            if getattr(e, 'sqlite_errorcode', None) == sqlite3.SQLITE_FULL:
+                raise exception.MetadataFull(
+                    'cache database %s: %s' % (self.db_path, e))
             raise exception.MetadataError(
                 'cache database %s: %s' % (self.db_path, e))
         except sqlite3.DatabaseError as e:
@@ -146,34 +174,62 @@ class SqliteDriver(base.Driver):
 
     def list_records(self):
         with self._connect() as conn:
-            rows = _query(
-                conn, 'SELECT %s FROM cached_images ORDER BY image_id'
-                % _COLUMNS).fetchall()
-        return list(map(base.ImageRecord._make, rows))
+            rows = _query(conn, _LIST_QUERY).fetchall()
+            odd = [row[0] for row in rows if row[5]]
+            if odd:
+                self.report_odd(_query_raw(conn, odd))
+        make = base.ImageRecord._make
+        return [make(row[:5]) for row in rows
+                if not row[5] or isinstance(row[0], str)]
 
     def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
-        deleted = 0
-        # Glance sets last_modified when it records a cached image.
-        since = '' if recorded_before is None else ' AND last_modified < ?'
+        deleted = []
+        since, bounds = '', []
+        if recorded_before is not None:
+            # Glance sets last_modified when it records a cached image; a
+            # text, blob, NULL or future one says nothing of when.
+            since = (' AND (last_modified IS NULL OR last_modified < ? OR '
+                     'last_modified > ?)')
+            bounds = [recorded_before, time.time() + RECORDED_MARGIN]
         with self._connect() as conn:
             step = min(FORGET_BATCH, conn.getlimit(
-                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(bounds))
             for start in range(0, len(image_ids), step):
                 batch = image_ids[start:start + step]
                 marks = ','.join('?' * len(batch))
-                params = batch + ([] if recorded_before is None
-                                  else [recorded_before])
                 # In autocommit mode one statement is one short transaction.
-                deleted += _write(conn, 'DELETE FROM cached_images WHERE '
-                                        'image_id IN (%s)%s' % (marks, since),
-                                  params)
-        return deleted
+                deleted += _execute(
+                    conn, 'DELETE FROM cached_images WHERE image_id IN (%s)%s '
+                          'RETURNING %s' % (marks, since, _STORED),
+                    batch + bounds).fetchall()
+        return [base.StoredRecord(row[0], row) for row in deleted]
+
+    def restore(self, records):
+        rows = [record.row for record in records]
+        if not rows:
+            return
+        with self._connect() as conn:
+            _execute(conn, 'BEGIN IMMEDIATE', ())
+            try:
+                conn.executemany(
+                    'INSERT OR IGNORE INTO cached_images (%s) VALUES (%s)'
+                    % (_STORED, ','.join('?' * len(rows[0]))), rows)
+            except BaseException:
+                conn.execute('ROLLBACK')
+                raise
+            conn.execute('COMMIT')
 
 
-def _write(conn, sql, params):
-    """Run one write statement, retrying while glance-api holds the lock."""
-    return _execute(conn, sql, params).rowcount
+def _query_raw(conn, image_ids):
+    """The rows of these images as stored, for the log."""
+    rows = []
+    for start in range(0, len(image_ids), FORGET_BATCH):
+        batch = image_ids[start:start + FORGET_BATCH]
+        marks = ','.join('?' * len(batch))
+        rows += _execute(conn, 'SELECT %s FROM cached_images WHERE image_id '
+                               'IN (%s)' % (_COLUMNS, marks), batch).fetchall()
+    return rows
 
 
 def _query(conn, sql):

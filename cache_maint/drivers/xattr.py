@@ -82,8 +82,11 @@ class XattrDriver(base.Driver):
         return sorted(records, key=lambda r: r.image_id)
 
     def forget(self, image_ids, recorded_before=None):
-        """Nothing to do: the metadata went with the file."""
-        return 0
+        """Nothing to do: the metadata goes with the file."""
+        return []
+
+    def restore(self, records):
+        """Nothing to do: the metadata stayed with the file."""
 
     def _hits(self, image_id):
         path = os.path.join(self.conf.image_cache_dir, image_id)

@@ -106,7 +106,7 @@ class Workload:
         return self.cache.images()
 
     def record_count(self):
-        """How many records there are; 0 if they cannot be read now.
+        """How many records there are; None if they cannot be read now.
 
         Called while the process under test is frozen, perhaps in the
         middle of a transaction: a locked sqlite database is not waited
@@ -118,7 +118,7 @@ class Workload:
                 return conn.execute(
                     'SELECT COUNT(*) FROM cached_images').fetchone()[0]
             except sqlite3.OperationalError:
-                return 0
+                return None
             finally:
                 conn.close()
         if isinstance(self.cache, caches.CentralCache):
@@ -343,8 +343,8 @@ def freeze_mid_prune(pgid, pids, workload, target, unrecorded=False):
     Returns how many images were left at that moment: at most halfway
     from where the prune started to ``target``, and more than ``target``
     (it has not finished). With ``unrecorded``, also a moment when some
-    removed images still have their records (between an unlink and the
-    deletion of its record), where a crash is the most harmful.
+    images still there have lost their records (records go first, then
+    files: between the two), where a crash is the most harmful.
     """
     start = len(workload.ids)
     halfway = (start + target) // 2
@@ -353,8 +353,10 @@ def freeze_mid_prune(pgid, pids, workload, target, unrecorded=False):
         left = image_count(workload.cache.path)
         if left > halfway:
             return None
-        if unrecorded and not workload.record_count() > left:
-            return None
+        if unrecorded:
+            records = workload.record_count()
+            if records is None or not records < left:
+                return None
         return left
 
     left = step_until(pgid, pids, halfway_done, 'the prune to get halfway')

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from cache_maint import drivers
+from cache_maint import evictor
 from cache_maint import exception
 from cache_maint import maintenance
 from tests import base
@@ -173,7 +174,7 @@ class TestPrune:
 
     def test_stop_request_is_honoured_between_batches(self, cache,
                                                       monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 2)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 2)
         ids = fill(cache, 10)
         stop = threading.Event()
         driver = make_driver(cache)
@@ -193,7 +194,7 @@ class TestPrune:
         assert set(cache.rows()) == set(ids[2:])
 
     def test_write_transactions_are_bounded(self, cache, monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 7)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 7)
         fill(cache, 30)
         driver = make_driver(cache)
         statements = []
@@ -210,10 +211,10 @@ class TestPrune:
 
     def test_batches_shrink_while_record_deletes_hold_the_lock_too_long(
             self, cache, monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 8)
-        monkeypatch.setattr(maintenance, 'MIN_DELETE_BATCH', 2)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 8)
+        monkeypatch.setattr(evictor, 'MIN_DELETE_BATCH', 2)
         # Every delete takes longer than a budget of nothing.
-        monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 0)
+        monkeypatch.setattr(evictor, 'FORGET_BUDGET', 0)
         fill(cache, 20)
         result, batches = prune_counting_batches(cache, monkeypatch)
         assert result.files == 20
@@ -222,8 +223,8 @@ class TestPrune:
 
     def test_batches_keep_their_size_within_the_budget(self, cache,
                                                        monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 8)
-        monkeypatch.setattr(maintenance, 'FORGET_BUDGET', 3600)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 8)
+        monkeypatch.setattr(evictor, 'FORGET_BUDGET', 3600)
         fill(cache, 20)
         _, batches = prune_counting_batches(cache, monkeypatch)
         assert batches == [8, 8, 4]
@@ -245,28 +246,41 @@ class TestPrune:
         assert len(cache.images()) == 3
         assert maintenance.prune(driver, 0).files == 3
 
-    def test_records_go_only_after_their_files(self, cache, monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 4)
+    def test_records_go_before_their_files(self, cache, monkeypatch):
+        # glance-api records an image it caches again just after its file
+        # appears: a record still there then would make that INSERT fail.
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 4)
         ids = fill(cache, 40)
         driver = make_driver(cache)
         forget = driver.forget
-        still_there = []
+        already_gone = []
 
         def checking_forget(image_ids):
-            still_there.extend(i for i in image_ids
-                               if driver.cachedir.has_image(i))
+            already_gone.extend(i for i in image_ids
+                                if not driver.cachedir.has_image(i))
             return forget(image_ids)
 
         monkeypatch.setattr(driver, 'forget', checking_forget)
         assert maintenance.prune(driver, 10 * KIB).files == 30
-        assert still_there == []
+        assert already_gone == []
         assert cache.images() == set(ids[30:]) == set(cache.rows())
 
-    def test_sqlite_records_go_after_their_unlinks_are_durable(
+    def test_a_file_that_stays_gets_its_record_back(self, cache,
+                                                    monkeypatch):
+        ids = fill(cache, 4)
+        rows_before = cache.rows()
+        base.unlink_fails_for(monkeypatch, ids[0])
+        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        assert result.files == 2 and result.failures == 1
+        assert cache.images() == {ids[0], ids[3]}
+        # Put back as it was: hits and last access unchanged.
+        assert cache.rows() == {i: rows_before[i] for i in (ids[0], ids[3])}
+
+    def test_sqlite_deletes_come_after_the_last_unlinks_are_durable(
             self, cache, monkeypatch):
         # A commit while unlinks fill the filesystem journal would hold the
         # write lock glance-api waits for as long as that journal's flush.
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 4)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 4)
         fill(cache, 12)
         driver = make_driver(cache)
         events = []
@@ -276,11 +290,11 @@ class TestPrune:
         monkeypatch.setattr(driver, 'forget', lambda ids: events.append(
             'forget') or forget(ids))
         assert maintenance.prune(driver, 0).files == 12
-        assert events == ['sync', 'forget'] * 3
+        assert events == ['forget', 'sync', 'forget', 'sync', 'forget']
 
-    def test_failed_record_delete_fails_the_run_and_clean_repairs(
+    def test_failed_record_delete_fails_the_run_and_leaves_it_whole(
             self, cache, monkeypatch):
-        monkeypatch.setattr(maintenance, 'DELETE_BATCH', 5)
+        monkeypatch.setattr(evictor, 'DELETE_BATCH', 5)
         ids = fill(cache, 20)
         driver = make_driver(cache)
         forget = driver.forget
@@ -295,16 +309,12 @@ class TestPrune:
         monkeypatch.setattr(driver, 'forget', failing_second_forget)
         with pytest.raises(exception.MetadataError, match='went away') as e:
             maintenance.prune(driver, 0)
-        # sqlite deletes a batch's records before the next batch starts:
-        # the run stops at the batch whose delete failed.
-        assert 'removed 10 images, but the records of the last 5 could ' \
-            'not be deleted (the next clean deletes them)' in str(e.value)
-        # No file was kept whose record is gone; stale records remain.
-        assert set(cache.rows()) >= cache.images()
-        assert cache.images() < set(ids)
+        assert 'removed 5 images, then could not delete the records of ' \
+            'the next ones, whose files are all still there' in str(e.value)
+        # Records go first: the batch whose delete failed kept everything.
+        assert cache.images() == set(ids[5:]) == set(cache.rows())
         monkeypatch.setattr(driver, 'forget', forget)
-        maintenance.clean(driver, 0)
-        assert set(cache.rows()) == cache.images()
+        assert maintenance.prune(driver, 0).files == 15
 
     def test_under_limit_needs_no_records(self, cache):
         """Like Glance's, a prune with nothing to do only scans the files."""
