@@ -26,10 +26,15 @@ _IDENTITY_HEADERS = ('X-Identity-Status', 'X-User-Id', 'X-User-Name',
 class NoAuth2:
     """Development authentication: the token names the caller.
 
-    The token ``admin`` is an admin of project ``admin``; any other token
-    is a member of a project named after it; no token is a 401. Identity
-    headers sent by the client are discarded, never trusted.
+    The token ``admin``, exactly, is an admin of project ``admin``; any
+    other token of printable ASCII is a member of a project named after
+    it; no token, or one with anything else in it, is a 401. Only HTTP's
+    own whitespace (space, tab) around it is ignored: ``admin`` followed by
+    a vertical tab or a Unicode space is not ``admin``. Identity headers
+    sent by the client are discarded, never trusted.
     """
+
+    ADMIN = 'admin'
 
     def __init__(self, application):
         self._application = application
@@ -38,17 +43,23 @@ class NoAuth2:
         req = webob.Request(environ)
         for header in _IDENTITY_HEADERS:
             req.headers.pop(header, None)
-        token = req.headers.get('X-Auth-Token', '').strip()
-        if not token:
+        token = req.headers.get('X-Auth-Token', '').strip(' \t')
+        if not token or not _printable_ascii(token):
             response = util.error_response(
-                401, 'Authentication required: send an X-Auth-Token header.')
+                401, 'Authentication required: send an X-Auth-Token header '
+                     'of printable ASCII characters.')
             return response(environ, start_response)
-        roles = 'admin,member,reader' if token == 'admin' else 'member,reader'
+        roles = ('admin,member,reader' if token == self.ADMIN
+                 else 'member,reader')
         req.headers.update({'X-Identity-Status': 'Confirmed',
                             'X-User-Id': token, 'X-User-Name': token,
                             'X-Project-Id': token, 'X-Project-Name': token,
                             'X-Roles': roles})
         return self._application(environ, start_response)
+
+
+def _printable_ascii(text):
+    return all(' ' < c < '\x7f' for c in text)
 
 
 def keystone(application, conf):

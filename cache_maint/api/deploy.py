@@ -1,7 +1,5 @@
 """Compose the WSGI application: the middleware stack, in code."""
 
-import threading
-
 from oslo_middleware import cors
 from oslo_middleware import http_proxy_to_wsgi
 from oslo_middleware import request_id
@@ -82,10 +80,8 @@ def loadapp(conf, runner):
 
     dispatcher = dispatch.Dispatcher(router.Router(router.ROUTES))
     application = _PublicBypass(authenticate(dispatcher), dispatcher)
-    seats = threading.BoundedSemaphore(conf.api.max_task_requests)
     application = _Inject(application, {util.RUNNER_KEY: runner,
-                                        util.CONF_KEY: conf,
-                                        util.TASK_SEATS_KEY: seats})
+                                        util.CONF_KEY: conf})
     application = dispatch.FaultWrapper(application)
     application = dispatch.JSONErrors(
         sizelimit.RequestBodySizeLimiter(application, conf))

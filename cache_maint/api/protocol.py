@@ -8,7 +8,9 @@ These classes add what it leaves out:
 * a bound on the request line, answered 414 as soon as it is passed, and on
   the number of header fields (431);
 * Content-Length beside Transfer-Encoding is refused (400): the two disagree
-  on where the request ends, the root of request smuggling;
+  on where the request ends, the root of request smuggling; so is a path
+  with an empty, ``.`` or ``..`` segment once percent-decoded, which names
+  nothing the API serves and only ever tries to climb out of it;
 * a deadline for a whole request once its first byte arrived, which a
   client sending a byte every few seconds cannot stretch;
 * a refused request is logged in one line, with what the client sent cut
@@ -21,6 +23,7 @@ import dataclasses
 import functools
 import json
 import socket
+import threading
 import time
 
 from oslo_log import log as logging
@@ -39,6 +42,10 @@ LOG = logging.getLogger(__name__)
 #: closed, and the most bytes read at a time meanwhile.
 LINGER = 2.0
 LINGER_CHUNK = 65536
+
+#: Seconds after it was accepted during which a silent connection is taken
+#: to have its first request on the way (see Server.busy).
+FRESH = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +101,21 @@ class RequestParser(parser.HTTPRequestParser):
         if self.chunked and 'CONTENT_LENGTH' in self.headers:
             raise parser.ParsingError(
                 'Content-Length and Transfer-Encoding together')
+        if self.version not in ('1.0', '1.1'):
+            raise parser.ParsingError('The request line has no HTTP/1.x '
+                                      'version')
+        if any(c < '!' or c == '\x7f' for c in self.request_uri):
+            raise parser.ParsingError(
+                'The request target has a control character')
         if not (self.request_uri.startswith('/')
                 or self.proxy_scheme in ('http', 'https')):
             raise parser.ParsingError(
                 'The request target is neither a path nor an absolute URL')
+        segments = self.path.split('/')[1:]
+        if any(segment in ('.', '..') for segment in segments) or (
+                '' in segments[:-1]):
+            raise parser.ParsingError(
+                'The request path has an empty, "." or ".." segment')
 
     def _refuse(self, error):
         self.error = error
@@ -189,16 +207,34 @@ class Channel(channel.HTTPChannel):
 
 
 class Server(server.TcpWSGIServer):
-    """waitress's TCP server on an already listening socket."""
+    """waitress's TCP server on an already listening socket.
+
+    Requests that may wait long (``waits(method, path)``: clean and prune,
+    which wait for their run) are served by threads of their own, the
+    ``waiting`` dispatcher's; when all of those are taken, more such
+    requests queue there, holding no thread. Every other request has the
+    threads of ``dispatcher``, which waiting requests can never take.
+    """
 
     channel_class = Channel
 
-    def __init__(self, application, sock, adj, limits, dispatcher):
+    def __init__(self, application, sock, adj, limits, dispatcher, waiting,
+                 waits):
         self.limits = limits
+        self.waiting_dispatcher = waiting
+        self._waits = waits
         super().__init__(application, map={}, _sock=sock,
                          dispatcher=dispatcher, adj=adj, bind_socket=False,
                          sockinfo=(sock.family, sock.type, sock.proto,
                                    sock.getsockname()))
+
+    def add_task(self, channel):
+        request = channel.requests[0] if channel.requests else None
+        if (request is not None and request.error is None
+                and self._waits(request.command, request.path)):
+            self.waiting_dispatcher.add_task(channel)
+        else:
+            super().add_task(channel)
 
     def accept_connections(self):
         # The socket is listening already: its backlog is the launcher's.
@@ -221,14 +257,34 @@ class Server(server.TcpWSGIServer):
         """Run ``thunk`` in the event loop's thread."""
         self.trigger.pull_trigger(thunk)
 
-    def stop_accepting(self):
-        self.call_soon(lambda: setattr(self, 'accepting', False))
+    def stop_accepting(self, timeout=5):
+        """Accept no more connections; return once the loop has heard it.
+
+        What it accepted until then, it serves (see busy); what arrives
+        after waits in the listener's backlog for the next worker.
+        """
+        heard = threading.Event()
+
+        def stop():
+            self.accepting = False
+            heard.set()
+
+        self.call_soon(stop)
+        heard.wait(timeout)
 
     def close_all(self):
         """Close every socket, which ends the event loop."""
         self.call_soon(lambda: wasyncore.close_all(self._map))
 
     def busy(self):
-        """True while a request is being served or waits for a thread."""
-        return any(connection.requests
+        """True while a connection has a request to finish.
+
+        A request being served or waiting for a thread, one being read,
+        and a connection accepted a moment ago whose request is surely on
+        its way all count; a connection idle for longer does not.
+        """
+        fresh = time.time() - FRESH
+        return any(connection.requests or connection.request is not None
+                   or (connection.last_activity == connection.creation_time
+                       and connection.creation_time > fresh)
                    for connection in list(self.active_channels.values()))

@@ -70,5 +70,16 @@ class Router:
         raise webob.exc.HTTPNotFound('The resource could not be found.')
 
 
+#: Routes whose requests wait for a run (clean and prune): the server gives
+#: them threads of their own, so that they never hold up the others.
+WAITING = frozenset({('POST', '/v2/cache/clean'),
+                     ('POST', '/v2/cache/prune')})
+
+
 def is_public(path):
     return path in PUBLIC_PATHS
+
+
+def waits(method, path):
+    """True for a request that may wait long for a run."""
+    return (method, path) in WAITING

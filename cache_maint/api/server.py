@@ -20,6 +20,7 @@ from waitress import adjustments
 from waitress import task
 
 from cache_maint.api import protocol
+from cache_maint.api import router
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
@@ -86,9 +87,9 @@ class APIServer:
         self._own_listener = listener is None
         self._listener = listener or Listener.for_conf(conf)
         api = conf.api
-        threads = api.threads + api.max_task_requests
+        self._threads = (api.threads, api.max_task_requests)
         self._adj = adjustments.Adjustments(
-            threads=threads,
+            threads=api.threads,
             connection_limit=_connection_limit(api.max_connections),
             channel_timeout=api.idle_timeout,
             cleanup_interval=1,
@@ -113,12 +114,14 @@ class APIServer:
 
     def start(self):
         """Serve from a daemon thread."""
-        dispatcher = task.ThreadedTaskDispatcher()
-        dispatcher.set_thread_count(self._adj.threads)
+        dispatchers = []
+        for count in self._threads:
+            dispatchers.append(task.ThreadedTaskDispatcher())
+            dispatchers[-1].set_thread_count(count)
         # waitress closes its socket when it stops; the listener's stays.
         self._server = protocol.Server(
             self._application, self._listener.socket.dup(), self._adj,
-            self._limits, dispatcher)
+            self._limits, *dispatchers, waits=router.waits)
         self._thread = threading.Thread(
             target=self._server.run, name='api-server', daemon=True)
         self._thread.start()
@@ -140,7 +143,8 @@ class APIServer:
         deadline = time.monotonic() + grace
         while server.busy() and time.monotonic() < deadline:
             time.sleep(POLL)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        for dispatcher in (server.task_dispatcher, server.waiting_dispatcher):
+            dispatcher.shutdown(cancel_pending=True, timeout=1)
         server.close_all()
         self._thread.join(grace)
         self._thread = None

@@ -68,9 +68,10 @@ answers 409 Conflict. Requests that arrive meanwhile share the next run.
         default=16,
         min=1,
         help="""
-Clean and prune requests that may wait for their run at the same time. Each
-waits on a thread of its own, beside ``threads``, so that waiting requests
-never hold up the others; more are answered 503 with ``Retry-After``.
+Threads serving clean and prune requests, which wait for their run (and
+share it, see ``task_wait_timeout``). They are apart from ``threads``, so
+that waiting requests never hold up the others; when all are taken, more
+clean and prune requests queue for them, holding no thread.
 """),
     cfg.IntOpt(
         'max_connections',

@@ -134,10 +134,11 @@ def _describe(path):
 
 
 def cache_tree(cache):
-    """The cache's files, less the lock files a run creates."""
+    """The cache's files, less the lock files a run or a service creates."""
     return {path: entry for path, entry in tree(cache.path).items()
             if not os.path.basename(path).startswith(
-                ('glance-cache-', 'image_cache_db_init'))}
+                ('glance-cache-', 'image_cache_db_init',
+                 'cache-maint-service'))}
 
 
 def cache_state(cache):

@@ -2,7 +2,7 @@
 
 Issue 6, item 2. glance-api here is Glance's own WSGI application
 (``glance.wsgi.api:application`` of glance==33.0.0 from PyPI) served by
-the real cheroot server on loopback, with Glance's image cache middleware
+the real waitress server on loopback, with Glance's image cache middleware
 and cache management API (sqlite driver), an images database made by
 ``glance-manage db sync`` and a glance_store filesystem store, all in the
 test's own directory. There is no keystone: the paste pipeline below takes
@@ -128,7 +128,7 @@ def _require_glance():
 
 
 class GlanceAPI:
-    """glance-api 33 in a process of its own: Glance's app under cheroot."""
+    """glance-api 33 in a process of its own: Glance's app under waitress."""
 
     def __init__(self, workdir, cache_dir, max_size):
         self.workdir = str(workdir)
@@ -182,9 +182,9 @@ class GlanceAPI:
         env = dict(os.environ, OS_GLANCE_CONFIG_DIR=self.etc)
         with open(self.stderr_path, 'ab') as err:
             self.process = subprocess.Popen(
-                [helpers.console_script('cheroot'),
-                 '--bind', '127.0.0.1:%d' % self.port,
-                 '--threads', '16', 'glance.wsgi.api:application'],
+                [helpers.console_script('waitress-serve'),
+                 '--listen=127.0.0.1:%d' % self.port,
+                 '--threads=16', 'glance.wsgi.api:application'],
                 cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=err, stderr=err, start_new_session=True)
         helpers.wait_for(self._answers, 'glance-api to answer GET /versions',

@@ -5,10 +5,11 @@ test's own oracle says so character by character, independently of the
 regular expression in cache_maint.cachedir. Through the real WSGI stack,
 any id segment and any ``x-image-cache-clear-target`` value is either
 accepted or a JSON 400, never a 5xx, and a refused request changes
-nothing.
+nothing. Under noauth2, only the exact token ``admin`` is an admin.
 """
 
 import string
+import sys
 import urllib.parse
 import uuid
 
@@ -250,3 +251,52 @@ def test_the_clear_target_is_parsed_exactly(app, value):
                                   else images_before)
     assert app.cache.listdir('queue') == (set() if 'queue' in cleared
                                           else queue_before)
+
+
+# noauth2: "admin" next to any whitespace, Unicode's included, is no admin.
+
+WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1)
+              if chr(c).isspace() or chr(c) in '\u200b\u2060\ufeff']
+
+
+@st.composite
+def near_admin_tokens(draw):
+    """``admin`` with whitespace, or one other character, around it."""
+    around = st.sampled_from(WHITESPACE) | st.characters()
+    before = draw(st.text(around, max_size=2))
+    after = draw(st.text(around, max_size=2))
+    hypothesis.assume(before or after)
+    return before + 'admin' + after
+
+
+def _answer_to(app, token):
+    req = webob.Request.blank('/v2/cache/runs')
+    req.headers['X-Auth-Token'] = token
+    return req.get_response(app.app)
+
+
+def test_every_unicode_whitespace_was_tried():
+    assert len(WHITESPACE) > 25 and '\x0b' in WHITESPACE
+    assert '\xa0' in WHITESPACE and '\u3000' in WHITESPACE
+
+
+@pytest.mark.parametrize('space', WHITESPACE,
+                         ids=lambda c: 'U+%04X' % ord(c))
+def test_admin_next_to_any_whitespace_is_no_admin(app, space):
+    for token in ('admin' + space, space + 'admin', 'ad' + space + 'min'):
+        response = _answer_to(app, token)
+        if space in ' \t' and token.strip(' \t') == 'admin':
+            # HTTP's own whitespace around a header value is not the value.
+            assert response.status_int == 200, (token, response)
+        else:
+            assert response.status_int in (401, 403), (token, response)
+
+
+@SETTINGS
+@hypothesis.given(near_admin_tokens())
+def test_only_the_exact_token_is_an_admin(app, token):
+    response = _answer_to(app, token)
+    if token.strip(' \t') == 'admin':
+        assert response.status_int == 200
+    else:
+        assert response.status_int in (401, 403), (repr(token), response)

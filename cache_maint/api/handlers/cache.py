@@ -1,11 +1,8 @@
 """Handlers of Glance's image cache routes."""
 
-import contextlib
-
 import webob
 
 from cache_maint.api import util
-from cache_maint import exception
 from cache_maint import images
 from cache_maint.policies import cache as policies
 
@@ -63,32 +60,16 @@ def list_cached_nodes(req, image_id):
         _driver(req, policies.NODES), image_id))
 
 
-@contextlib.contextmanager
-def _seat(req):
-    """One of the seats of waiting clean and prune requests, or a 503.
-
-    A request waiting for its run holds a server thread; the seats bound
-    how many do, so that the other threads stay free for everyone else.
-    """
-    seats = req.environ[util.TASK_SEATS_KEY]
-    if not seats.acquire(blocking=False):
-        count = req.environ[util.CONF_KEY].api.max_task_requests
-        raise exception.TooManyTaskRequests(
-            'refused a clean or prune request: %d are waiting already'
-            % count, count=count)
-    try:
-        yield
-    finally:
-        seats.release()
-
-
 def _run(req, policy, task):
-    """Share the next run of a task, waiting for a run held elsewhere."""
+    """Share the next run of a task, waiting for a run held elsewhere.
+
+    The server serves these requests from threads of their own (see
+    router.WAITING): waiting here holds up no other request.
+    """
     _authorize(req, policy)
     util.read_empty_body(req)
     wait = req.environ[util.CONF_KEY].api.task_wait_timeout
-    with _seat(req):
-        result = req.environ[util.RUNNER_KEY].flight(task).run(wait=wait)
+    result = req.environ[util.RUNNER_KEY].flight(task).run(wait=wait)
     return util.json_response(200, result.to_dict())
 
 
