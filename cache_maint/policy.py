@@ -1,5 +1,8 @@
 """The policy enforcer: built from a ConfigOpts, one per application."""
 
+import contextlib
+import logging as std_logging
+
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_policy import policy
@@ -34,21 +37,42 @@ def check(conf):
     """
     enforcer = policy.Enforcer(conf)
     enforcer.register_defaults(policies.list_rules())
-    try:
-        enforcer.load_rules()
-        enforcer.check_rules(raise_on_violation=True)
-    except Exception as e:
-        raise exception.ConfigError(
-            'the policy file of [oslo_policy] policy_file = %s is not '
-            'usable: %s' % (conf.oslo_policy.policy_file, _explain(e)))
-    for name, rule in enforcer.file_rules.items():
-        # oslo.policy logs a rule it cannot parse and denies it: "!".
-        if str(enforcer.rules.get(name)) == '!' and rule.check_str.strip(
-                ) not in ('!', ''):
+    with _unparsable_rules() as unparsable:
+        try:
+            enforcer.load_rules()
+            enforcer.check_rules(raise_on_violation=True)
+        except Exception as e:
             raise exception.ConfigError(
-                'the policy file of [oslo_policy] policy_file = %s has a '
-                'rule that cannot be parsed: "%s": "%s"'
-                % (conf.oslo_policy.policy_file, name, rule.check_str))
+                'the policy file of [oslo_policy] policy_file = %s is not '
+                'usable: %s' % (conf.oslo_policy.policy_file, _explain(e)))
+    if unparsable:
+        raise exception.ConfigError(
+            'the policy file of [oslo_policy] policy_file = %s has a rule '
+            'that cannot be parsed: %s'
+            % (conf.oslo_policy.policy_file, unparsable[0]))
+
+
+@contextlib.contextmanager
+def _unparsable_rules():
+    """Collect, instead of logging, the rules oslo.policy cannot parse.
+
+    oslo.policy logs a traceback for such a rule and then denies it; the
+    check turns them into one line.
+    """
+    found = []
+
+    class Collect(std_logging.Filter):
+        def filter(self, record):
+            found.append(record.getMessage())
+            return False
+
+    collect = Collect()
+    parser_log = std_logging.getLogger('oslo_policy._parser')
+    parser_log.addFilter(collect)
+    try:
+        yield found
+    finally:
+        parser_log.removeFilter(collect)
 
 
 def _explain(error):

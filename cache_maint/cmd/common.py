@@ -86,11 +86,12 @@ def _files_in(argv):
 
 
 def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
-                log_to_stderr=False):
+                log_to_stderr=False, setup_logging=True):
     """A fresh, checked configuration with logging set up; exit on error.
 
     A configuration that cannot work exits with EX_CONFIG and one line.
-    Options set in a file but known to nothing are logged as warnings.
+    Options set in a file but known to nothing are logged as warnings;
+    without ``setup_logging``, printed on stderr after ``warning:``.
     """
     conf = conf_class()
     register_opts(conf, cli_opts)
@@ -102,6 +103,10 @@ def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
         cm_conf.check(conf)
     except (cfg.Error, exception.ConfigError) as e:
         _exit('configuration error: %s' % e)
+    if not setup_logging:
+        for message in cm_conf.unknown_options(conf):
+            sys.stderr.write('warning: %s\n' % message)
+        return conf
     try:
         logging.setup(conf, 'cache-maint')
     except Exception as e:

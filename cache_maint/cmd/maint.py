@@ -8,11 +8,23 @@ from oslo_service import service as os_service
 
 from cache_maint.cmd import common
 from cache_maint.cmd import preflight
-from cache_maint import conf as cm_conf
 from cache_maint import exception
 from cache_maint import service
 
 LOG = logging.getLogger(__name__)
+
+
+#: ``--check-config``: check as a start or a reload would, start nothing.
+CHECK_CONFIG = cfg.BoolOpt(
+    'check-config',
+    default=False,
+    help='Check the configuration files and this node as a start or a '
+         'reload does (option values, the policy file, the auth settings, '
+         'the cache directory and its metadata store), say what is wrong, '
+         'and exit: 0 if the service could run with them, 78 if the '
+         'configuration cannot work, 1 if this node cannot run it now. '
+         'Starts nothing and creates nothing; the API address is not '
+         'tried, as a running service holds it.')
 
 
 class ReloadCheckedConfig(cfg.ConfigOpts):
@@ -20,11 +32,11 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
 
     On SIGHUP the launcher re-reads the files in this (master) process and
     forks a new worker with the result. A bad file would give a worker that
-    dies at start, again and again; so the files are first read into a
-    scratch configuration and checked, within a bounded time, and refused
-    if they cannot work: the worker then restarts with the running
-    configuration. Whatever happens, the launcher goes on answering
-    signals.
+    dies at start, again and again; so the files are first checked, by
+    ``cache-maint --check-config`` in a process of its own and within a
+    bounded time, and refused if they cannot work: the worker then restarts
+    with the running configuration. Whatever happens, the launcher goes on
+    answering signals.
     """
 
     #: The preflight.Claims of the running service (API socket, lock).
@@ -48,38 +60,48 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
                       'changed again while they were checked')
             return False
         self.claims.take_over(new)
-        for message in cm_conf.unknown_options(self):
-            LOG.warning(message)
         LOG.info('Reloaded the configuration files')
         return True
 
     def _check_files_again(self):
         """Claims for the files as they are now; raise if they can't work."""
-        return preflight.check_reload(self._read_files_again(), self.claims)
+        arguments = self._config_arguments()
+        for warning in preflight.check_in_a_process(arguments):
+            LOG.warning(warning)
+        candidate = cfg.ConfigOpts()
+        common.register_opts(candidate)
+        common.parse(candidate, arguments, default_config_files=[],
+                     default_config_dirs=[])
+        return preflight.claim(candidate, self.claims)
 
-    def _read_files_again(self):
+    def _config_arguments(self):
         args = []
         for path in self.config_file or ():
             args += ['--config-file', path]
         for path in self.config_dir or ():
             args += ['--config-dir', path]
-        candidate = cfg.ConfigOpts()
-        common.register_opts(candidate)
-        common.parse(candidate, args, default_config_files=[],
-                     default_config_dirs=[])
-        return candidate
+        return args
 
 
 def main(argv=None):
-    conf = common.load_config(sys.argv[1:] if argv is None else argv,
-                              conf_class=ReloadCheckedConfig)
+    argv = sys.argv[1:] if argv is None else argv
+    checking = '--check-config' in argv
+    conf = common.load_config(argv, cli_opts=[CHECK_CONFIG],
+                              conf_class=ReloadCheckedConfig,
+                              setup_logging=not checking)
+    if conf.check_config:
+        _check_only(conf)
     # Checked here, in the launcher, so that a broken setup stops the
     # service with a clear message instead of a worker that fails and is
     # forked again and again.
     _, error = _attempt(preflight.check_configuration, conf)
     if error is not None:
         _refuse(error, common.EX_CONFIG)
-    conf.claims, error = _attempt(preflight.check_environment, conf)
+    _, error = _attempt(preflight.check_node, conf)
+    if error is None:
+        conf.claims, error = _attempt(preflight.claim, conf)
+    if error is None:
+        _, error = _attempt(preflight.prepare, conf)
     if error is not None:
         _refuse(error, 1)
     conf.log_opt_values(LOG, logging.DEBUG)
@@ -87,6 +109,18 @@ def main(argv=None):
         conf, service.MaintenanceService(conf, conf.claims.listener),
         workers=1, restart_method='reload')
     sys.exit(launcher.wait())
+
+
+def _check_only(conf):
+    """``--check-config``: one line on stderr and the exit status."""
+    for check, status in ((preflight.check_configuration, common.EX_CONFIG),
+                          (preflight.check_node, 1)):
+        _, error = _attempt(check, conf)
+        if error is not None:
+            sys.stderr.write('cache-maint: %s\n' % error)
+            sys.exit(status)
+    print('cache-maint: the configuration files can be used')
+    sys.exit(0)
 
 
 def _attempt(check, *args):

@@ -11,9 +11,16 @@ the middleware the application is built from) cannot work, and retrying
 will not help (EX_CONFIG); or this node cannot run it right now (the cache
 directory, the metadata store, the API address, another cache-maint on the
 same cache), which a later start may find mended (status 1).
+
+A reload's checks run in a process of their own, ``cache-maint
+--check-config``, killed if it takes too long: the launcher stays free to
+answer signals, and it does nothing but read files and bind a socket while
+cotyledon may fork a worker from another of its threads.
 """
 
-import threading
+import os
+import subprocess
+import sys
 
 from oslo_log import log as logging
 
@@ -33,6 +40,10 @@ LOG = logging.getLogger(__name__)
 #: server that never answers sooner than this; this bounds the rest.
 RELOAD_CHECK_TIMEOUT = 45
 
+#: The exit status of ``--check-config`` when the configuration itself
+#: cannot work (sysexits.h's EX_CONFIG); 1 when this node cannot run it.
+EX_CONFIG = 78
+
 
 def check_configuration(conf):
     """Raise ConfigError if the configuration itself cannot work."""
@@ -44,6 +55,29 @@ def check_configuration(conf):
     # those of the libraries that register theirs as they start.
     deploy.loadapp(conf, runner=None)
     cm_conf.check(conf)
+
+
+def check_node(conf):
+    """Raise unless the cache directory and its metadata store are usable.
+
+    Creates nothing: a refused start leaves the disk and the database as
+    they were.
+    """
+    driver = drivers.load_driver(conf)
+    try:
+        driver.cachedir.check_usable()
+        driver.check_metadata()
+    finally:
+        driver.close()
+
+
+def prepare(conf):
+    """Create what Glance would create in the cache if it is missing."""
+    driver = drivers.load_driver(conf)
+    try:
+        driver.setup()
+    finally:
+        driver.close()
 
 
 class Claims:
@@ -67,67 +101,43 @@ class Claims:
             self.service_lock.replace(new.service_lock)
 
 
-def check_environment(conf, held=None):
+def claim(conf, held=None):
     """Claims of what ``conf`` needs and ``held`` lacks; raise if it can't.
 
-    The API address is bound, the cache directory and its metadata store
-    checked, and the cache's service lock taken, each unless ``held``
-    covers it already. A refused start creates nothing in the cache.
+    The API address is bound, and the cache's service lock taken, each
+    unless ``held`` has it already.
     """
     new = Claims()
     try:
         if held is None or not held.listener.serves(conf):
             new.listener = server.Listener.for_conf(conf)
-        driver = drivers.load_driver(conf)
-        try:
-            driver.cachedir.check_usable()
-            driver.check_metadata()
-            if held is None or not held.service_lock.covers(conf):
-                new.service_lock = locks.ServiceLock(conf)
-            driver.setup()
-        finally:
-            driver.close()
+        if held is None or not held.service_lock.covers(conf):
+            new.service_lock = locks.ServiceLock(conf)
     except BaseException:
         new.release()
         raise
     return new
 
 
-def check_reload(candidate, held):
-    """Claims for ``candidate``, within RELOAD_CHECK_TIMEOUT; raise if not.
+def check_in_a_process(config_args):
+    """Run ``cache-maint --check-config`` on these files; raise if refused.
 
-    The checks run in a thread of their own: a check that hangs leaves the
-    launcher free to refuse the reload and to answer signals. What such a
-    check claims once it is given up on is released at once.
+    Returns the warnings it printed. Its verdict is the last line of its
+    standard error, as a start would have printed it.
     """
-    outcome = {}
-    guard = threading.Lock()
-    done = threading.Event()
-
-    def run():
-        try:
-            check_configuration(candidate)
-            claims = check_environment(candidate, held)
-        except Exception as e:
-            claims, error = None, e
-        else:
-            error = None
-        with guard:
-            if 'timeout' in outcome:
-                if claims is not None:
-                    claims.release()
-            else:
-                outcome.update(claims=claims, error=error)
-        done.set()
-
-    threading.Thread(target=run, name='reload-check', daemon=True).start()
-    done.wait(RELOAD_CHECK_TIMEOUT)
-    with guard:
-        if 'claims' not in outcome:
-            outcome['timeout'] = True
-            raise exception.ConfigError(
-                'checking it took longer than %d s (is the database of '
-                '[database] connection answering?)' % RELOAD_CHECK_TIMEOUT)
-    if outcome['error'] is not None:
-        raise outcome['error']
-    return outcome['claims']
+    try:
+        result = subprocess.run(
+            [sys.executable, '-m', 'cache_maint.cmd.maint',
+             '--check-config'] + list(config_args),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=RELOAD_CHECK_TIMEOUT, env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        raise exception.ConfigError(
+            'checking it took longer than %d s (is the database of '
+            '[database] connection answering?)' % RELOAD_CHECK_TIMEOUT)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    warnings = [line for line in lines if line.startswith('warning: ')]
+    if result.returncode != 0:
+        verdict = lines[-1] if lines else 'status %d' % result.returncode
+        raise exception.ConfigError(verdict.split(': ', 1)[-1])
+    return [line[len('warning: '):] for line in warnings]

@@ -430,6 +430,8 @@ def test_keystone_needs_no_flag_beyond_loopback(tmp_path):
                             api={'bind_host': '0.0.0.0',
                                  'auth_strategy': 'keystone'})
     add_sections(daemon, {'keystone_authtoken': {
+        'auth_type': 'admin_token', 'endpoint': 'http://127.0.0.1:9/v3',
+        'token': SERVICE_TOKEN,
         'www_authenticate_uri': 'http://127.0.0.1:9/v3'}})
     try:
         daemon.start()

@@ -117,6 +117,14 @@ def child_pids(pid):
     return children
 
 
+def _cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read()
+    except OSError:
+        return b''
+
+
 def is_alive(pid):
     """True if ``pid`` exists and is not a zombie."""
     stat = _proc_stat(pid)
@@ -206,16 +214,21 @@ class Daemon:
         headers = kwargs.pop('headers', {})
         if token is not None:
             headers['X-Auth-Token'] = token
+        kwargs.setdefault('timeout', DEADLINE)
         return requests.request(method, self.url(path), headers=headers,
-                                timeout=DEADLINE, **kwargs)
+                                **kwargs)
 
     def send_signal(self, signum):
         """Signal the master process (the one the launcher runs in)."""
         self.process.send_signal(signum)
 
     def workers(self):
-        """Pids of the worker processes the master has forked."""
-        return child_pids(self.process.pid)
+        """Pids of the worker processes the master has forked.
+
+        Not the ``--check-config`` process a reload runs for a moment.
+        """
+        return {pid for pid in child_pids(self.process.pid)
+                if b'--check-config' not in _cmdline(pid)}
 
     def log(self):
         """The whole log file of the service so far."""
