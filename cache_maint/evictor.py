@@ -120,9 +120,12 @@ class Evictor:
                 _ahead, future = self._ahead
                 self._ahead = None
                 try:
-                    self._restore(future.result())
+                    records = future.result()
                 except exception.MetadataError:
-                    pass    # nothing was deleted ahead
+                    records = []    # nothing was deleted ahead
+                # Not for an image glance-api deleted meanwhile.
+                self._restore([r for r in records
+                               if self.cache.has_image(r.image_id)])
         finally:
             self._thread.shutdown(wait=True)
 

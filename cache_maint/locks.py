@@ -87,12 +87,12 @@ def _process_lock(path):
 def _retry(attempt, deadline, stop_event, give_up=None):
     """Call ``attempt`` until it succeeds (True) or the deadline passes.
 
-    ``give_up()`` returning True ends the wait as the deadline does.
+    ``give_up()`` returning True ends the wait as the deadline does. A
+    stopping service takes no lock at all.
     """
-    while not attempt():
-        if stop_event is not None and stop_event.is_set():
-            raise exception.ServiceStopping(
-                'gave up waiting for a lock: the service is stopping')
+    while stop_event is None or not stop_event.is_set():
+        if attempt():
+            return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
         if give_up is not None and give_up():
@@ -101,7 +101,8 @@ def _retry(attempt, deadline, stop_event, give_up=None):
             time.sleep(POLL)
         else:
             stop_event.wait(POLL)
-    return True
+    raise exception.ServiceStopping(
+        'gave up waiting for a lock: the service is stopping')
 
 
 @contextlib.contextmanager

@@ -60,6 +60,7 @@ class TaskRunner:
         self._runs_lock = threading.Lock()
         self._flights = {}
         self._flights_lock = threading.Lock()
+        self._closed = False
 
     def runs(self):
         """The record of recent runs, oldest first."""
@@ -91,6 +92,9 @@ class TaskRunner:
     def flight(self, task):
         """The SingleFlight that shares runs of ``task`` between requests."""
         with self._flights_lock:
+            if self._closed:
+                raise exception.ServiceStopping(
+                    'refused a %s request: the service is stopping' % task)
             if task not in self._flights:
                 run = getattr(self, task)
                 self._flights[task] = singleflight.SingleFlight(
@@ -102,8 +106,9 @@ class TaskRunner:
     def close(self):
         """Start no more shared runs."""
         with self._flights_lock:
-            flights, self._flights = self._flights, {}
-        for flight in flights.values():
+            self._closed = True
+            flights = list(self._flights.values())
+        for flight in flights:
             flight.close()
 
     def _run(self, task, wait, trigger, work, on_start=None, give_up=None):

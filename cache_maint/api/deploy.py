@@ -41,6 +41,22 @@ class _Mount:
         return self._application(environ, start_response)
 
 
+class _RememberPeer:
+    """Keep the address the connection really came from.
+
+    HTTPProxyToWSGI, when enabled, replaces REMOTE_ADDR with what a
+    ``Forwarded`` header claims; whether a client is on loopback must not
+    be something it can claim.
+    """
+
+    def __init__(self, application):
+        self._application = application
+
+    def __call__(self, environ, start_response):
+        environ[util.PEER_KEY] = environ.get('REMOTE_ADDR')
+        return self._application(environ, start_response)
+
+
 class _Inject:
     """Put the runtime objects into the environ for the handlers."""
 
@@ -92,5 +108,6 @@ def loadapp(conf, runner):
     if conf.cors.allowed_origin:
         application = cors.CORS(application, conf)
     application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, conf)
+    application = _RememberPeer(application)
     application = requestlog.RequestLog(application)
     return request_id.RequestId(application)

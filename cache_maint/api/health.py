@@ -124,7 +124,7 @@ class HealthcheckRoute:
         self._by_role = authenticate(self._choose_by_role)
 
     def __call__(self, environ, start_response):
-        if _is_loopback(environ.get('REMOTE_ADDR')):
+        if _is_loopback(environ.get(util.PEER_KEY)):
             return self._detailed(environ, start_response)
         if environ.get('HTTP_X_AUTH_TOKEN'):
             return self._by_role(environ, start_response)

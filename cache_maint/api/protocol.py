@@ -96,9 +96,27 @@ class RequestParser(parser.HTTPRequestParser):
         return consumed
 
     def parse_header(self, header_plus):
-        self.field_count = header_plus.count(b'\n')
-        super().parse_header(header_plus)
-        if self.chunked and 'CONTENT_LENGTH' in self.headers:
+        self.field_count = sum(1 for line in header_plus.split(b'\n')[1:]
+                               if line.strip())
+        try:
+            self._parse_header(header_plus)
+        except (parser.ParsingError, parser.TransferEncodingNotImplemented):
+            # waitress asks for the body on "Expect: 100-continue" once the
+            # header is parsed, and would then never answer the refusal.
+            self.expect_continue = False
+            raise
+
+    def _parse_header(self, header_plus):
+        try:
+            super().parse_header(header_plus)
+        except parser.TransferEncodingNotImplemented as e:
+            raise parser.ParsingError(str(e))
+        except ValueError:
+            # int() of a Content-Length of thousands of digits.
+            raise parser.ParsingError('Content-Length is invalid')
+        headers = self.headers
+        if 'CONTENT_LENGTH' in headers and (
+                self.chunked or 'TRANSFER_ENCODING' in headers):
             raise parser.ParsingError(
                 'Content-Length and Transfer-Encoding together')
         if self.version not in ('1.0', '1.1'):
@@ -121,6 +139,7 @@ class RequestParser(parser.HTTPRequestParser):
         self.error = error
         self.completed = True
         self.body_rcv = None
+        self.expect_continue = False
         if not getattr(self, 'command', None):
             # The error answer needs a request to answer.
             self.parse_header(b'GET / HTTP/1.0\r\n')
@@ -135,7 +154,7 @@ class ErrorTask(task.ErrorTask):
         LOG.info('%s "%s" refused: %d %s: %s',
                  self.channel.addr[0] if self.channel.addr else '-',
                  util.loggable(self.request.sent_line),
-                 error.code, error.reason, error.body)
+                 error.code, error.reason, util.loggable(str(error.body)))
         body = json.dumps({'error': {
             'code': error.code, 'title': error.reason,
             'message': _public_message(error)}}).encode('utf-8')
@@ -147,13 +166,18 @@ class ErrorTask(task.ErrorTask):
         self.write(body)
 
 
+#: What a refusal says to the client: never what the client sent.
+_PUBLIC = {
+    413: 'The request body is larger than the server takes.',
+    414: 'The request line is longer than the server takes.',
+    431: 'The request header is larger than the server takes.',
+}
+
+
 def _public_message(error):
     if error.code >= 500:
         return 'The server could not read the request.'
-    if error.code in (413, 414, 431):
-        return str(error.body)
-    return 'The request is not valid HTTP/1.1: %s.' % str(error.body).rstrip(
-        '.')
+    return _PUBLIC.get(error.code, 'The request is not valid HTTP/1.1.')
 
 
 class Channel(channel.HTTPChannel):
@@ -176,6 +200,7 @@ class Channel(channel.HTTPChannel):
 
     def handle_read(self):
         if self.lingering_until is None:
+            self._active_before = self.last_activity
             return super().handle_read()
         try:
             data = self.socket.recv(LINGER_CHUNK)
@@ -183,6 +208,15 @@ class Channel(channel.HTTPChannel):
             data = b''
         if not data:
             self.handle_close()
+
+    def received(self, data):
+        # Line ends between requests are no request: they must not keep an
+        # idle connection alive for ever.
+        if self.request is None and not data.strip(b'\r\n'):
+            self.last_activity = getattr(self, '_active_before',
+                                         self.last_activity)
+            return True
+        return super().received(data)
 
     def handle_close(self):
         if self.refused and self.lingering_until is None and self.socket:
@@ -202,7 +236,9 @@ class Channel(channel.HTTPChannel):
         if self.lingering_until is not None:
             return now > self.lingering_until
         request = self.request
+        # A request being served may have the next one trickle in behind.
         return (request is not None and not request.completed
+                and not self.requests
                 and now - request.started > request.limits.request_timeout)
 
 
@@ -279,12 +315,17 @@ class Server(server.TcpWSGIServer):
     def busy(self):
         """True while a connection has a request to finish.
 
-        A request being served or waiting for a thread, one being read,
-        and a connection accepted a moment ago whose request is surely on
-        its way all count; a connection idle for longer does not.
+        A request being served or waiting for a thread counts, and so do a
+        request that began to arrive a moment ago and a connection accepted
+        a moment ago, whose requests are surely on their way. A connection
+        idle for longer does not, nor a request that has been trickling in
+        for longer: a slow client must not delay a worker's stop, or a
+        reload, by its request_timeout.
         """
-        fresh = time.time() - FRESH
-        return any(connection.requests or connection.request is not None
+        fresh, began = time.time() - FRESH, time.monotonic() - FRESH
+        return any(connection.requests
+                   or (connection.request is not None
+                       and connection.request.started > began)
                    or (connection.last_activity == connection.creation_time
                        and connection.creation_time > fresh)
                    for connection in list(self.active_channels.values()))

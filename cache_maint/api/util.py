@@ -9,6 +9,8 @@ import webob.exc
 CONTEXT_KEY = 'cache_maint.context'
 RUNNER_KEY = 'cache_maint.runner'
 CONF_KEY = 'cache_maint.conf'
+#: The address the connection came from, whatever proxy headers claim.
+PEER_KEY = 'cache_maint.peer'
 
 
 #: Most bytes of what a client sent that a log line quotes.
@@ -74,7 +76,7 @@ def read_empty_body(req):
         return
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise webob.exc.HTTPBadRequest(
             'This request takes no body, or an empty JSON object {}.')
     if data != {}:

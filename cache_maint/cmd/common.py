@@ -53,7 +53,6 @@ def parse(conf, argv, **kwargs):
         # What argparse printed is said again, in one line, by the caller.
         raise _argparse_error(errors.getvalue(), argv)
     sys.stderr.write(errors.getvalue())
-    auth.register_opts(conf)    # the auth plugin's, now that it is known
 
 
 def _argparse_error(text, argv):
@@ -100,6 +99,7 @@ def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
         conf.set_default('use_stderr', True)
     try:
         parse(conf, argv)
+        auth.register_opts(conf)    # the auth plugin's, now that it is known
         cm_conf.check(conf)
     except (cfg.Error, exception.ConfigError) as e:
         _exit('configuration error: %s' % e)

@@ -8,6 +8,8 @@ from oslo_service import service as os_service
 
 from cache_maint.cmd import common
 from cache_maint.cmd import preflight
+from cache_maint import conf as cm_conf
+from cache_maint.conf import sources
 from cache_maint import exception
 from cache_maint import service
 
@@ -43,7 +45,11 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
     claims = None
 
     def reload_config_files(self):
+        checked = sources.contents(self)
         new, error = _attempt(self._check_files_again)
+        if error is None and sources.contents(self) != checked:
+            new.release()
+            error = 'they changed while they were checked; reload again'
         if error is not None:
             LOG.error('Refusing the changed configuration files, keeping '
                       'the running configuration: %s', error)
@@ -57,9 +63,13 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
         if not reloaded:
             new.release()
             LOG.error('Refusing the changed configuration files: they '
-                      'changed again while they were checked')
+                      'changed while they were reloaded; reload again')
             return False
         self.claims.take_over(new)
+        if sources.contents(self) != checked:
+            LOG.error('The configuration files changed while they were '
+                      'reloaded: what applies now was not checked; reload '
+                      'again')
         LOG.info('Reloaded the configuration files')
         return True
 
@@ -68,10 +78,20 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
         arguments = self._config_arguments()
         for warning in preflight.check_in_a_process(arguments):
             LOG.warning(warning)
+        # Only what claim() reads: cotyledon may fork a worker from another
+        # thread meanwhile, and the less this one does (no plugin imports),
+        # the less the child can inherit half done. Parsed as it is, with
+        # no stderr swapped for argparse's message: the check just parsed
+        # the same files, and a worker forked meanwhile would keep whatever
+        # sys.stderr is at that moment.
         candidate = cfg.ConfigOpts()
-        common.register_opts(candidate)
-        common.parse(candidate, arguments, default_config_files=[],
-                     default_config_dirs=[])
+        cm_conf.register_opts(candidate)
+        try:
+            candidate(arguments, project='cache-maint',
+                      default_config_files=[], default_config_dirs=[])
+        except SystemExit:
+            raise exception.ConfigError('the files changed while they were '
+                                        'checked; reload again')
         return preflight.claim(candidate, self.claims)
 
     def _config_arguments(self):

@@ -21,6 +21,7 @@ cotyledon may fork a worker from another of its threads.
 import os
 import subprocess
 import sys
+import threading
 
 from oslo_log import log as logging
 
@@ -125,19 +126,24 @@ def check_in_a_process(config_args):
     Returns the warnings it printed. Its verdict is the last line of its
     standard error, as a start would have printed it.
     """
+    check = subprocess.Popen(
+        [sys.executable, '-m', 'cache_maint.cmd.maint', '--check-config']
+        + list(config_args), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ))
     try:
-        result = subprocess.run(
-            [sys.executable, '-m', 'cache_maint.cmd.maint',
-             '--check-config'] + list(config_args),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=RELOAD_CHECK_TIMEOUT, env=dict(os.environ))
+        _, errors = check.communicate(timeout=RELOAD_CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
+        check.kill()
+        # A process stuck in the kernel (a hung NFS mount) outlives even
+        # SIGKILL: it is left to a thread to reap, never waited for here.
+        threading.Thread(target=check.wait, daemon=True).start()
         raise exception.ConfigError(
             'checking it took longer than %d s (is the database of '
             '[database] connection answering?)' % RELOAD_CHECK_TIMEOUT)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    warnings = [line for line in lines if line.startswith('warning: ')]
-    if result.returncode != 0:
-        verdict = lines[-1] if lines else 'status %d' % result.returncode
+    lines = [line for line in errors.splitlines() if line.strip()]
+    if check.returncode != 0:
+        verdict = lines[-1] if lines else 'status %d' % check.returncode
         raise exception.ConfigError(verdict.split(': ', 1)[-1])
-    return [line[len('warning: '):] for line in warnings]
+    return [line[len('warning: '):] for line in lines
+            if line.startswith('warning: ')]

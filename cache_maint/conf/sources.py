@@ -25,6 +25,18 @@ def paths_in(directory):
     return sorted(glob.glob(os.path.join(directory, '*.conf')))
 
 
+def contents(conf):
+    """{path: bytes} of the files ``conf`` reads, to tell if they changed."""
+    found = {}
+    for path in paths(conf):
+        try:
+            with open(path, 'rb') as f:
+                found[path] = f.read()
+        except OSError as e:
+            found[path] = e.errno
+    return found
+
+
 def parse(path):
     """``{section: {option: [raw value, ...]}}`` of one file; {} if unreadable.
 

@@ -7,6 +7,7 @@ through this class.
 """
 
 import abc
+import contextlib
 import reprlib
 import typing
 
@@ -138,6 +139,25 @@ class Driver(abc.ABC):
         ``last_modified`` is missing or lies in the future (a clock that was
         ahead) tells nothing of its age and goes.
         """
+
+    @contextlib.contextmanager
+    def all_or_nothing(self, deleted):
+        """Put back the records in ``deleted`` if the block fails.
+
+        A forget of many ids is several statements; one failing after the
+        others committed would leave their images without records, files
+        and all, for its caller to know nothing of.
+        """
+        try:
+            yield
+        except Exception:
+            if deleted:
+                try:
+                    self.restore(deleted)
+                except exception.MetadataError as e:
+                    LOG.error('%d records deleted before a failure could not '
+                              'be put back: %s', len(deleted), e)
+            raise
 
     @abc.abstractmethod
     def restore(self, records):

@@ -355,16 +355,19 @@ class CentralizedDbDriver(base.Driver):
                 _images.c.last_modified > _naive_utc(
                     time.time() + RECORDED_MARGIN)))
         try:
-            for start in range(0, len(image_ids), FORGET_BATCH):
-                where = (_images.c.node_reference_id == self._node_scope(),
-                         _images.c.image_id.in_(
-                             image_ids[start:start + FORGET_BATCH]), *scope)
-                with self.engine.begin() as conn:
-                    deleted += _delete_returning(conn, where)
+            with self.all_or_nothing(deleted):
+                for start in range(0, len(image_ids), FORGET_BATCH):
+                    where = (_images.c.node_reference_id
+                             == self._node_scope(), _images.c.image_id.in_(
+                                 image_ids[start:start + FORGET_BATCH]),
+                             *scope)
+                    with self.engine.begin() as conn:
+                        deleted += [
+                            base.StoredRecord(row.image_id, tuple(row))
+                            for row in _delete_returning(conn, where)]
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'delete cached image records')
-        return [base.StoredRecord(row.image_id, tuple(row))
-                for row in deleted]
+        return deleted
 
     def restore(self, records):
         """Insert each record back, one short transaction each.

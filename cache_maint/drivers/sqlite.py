@@ -192,18 +192,18 @@ class SqliteDriver(base.Driver):
             since = (' AND (last_modified IS NULL OR last_modified < ? OR '
                      'last_modified > ?)')
             bounds = [recorded_before, time.time() + RECORDED_MARGIN]
-        with self._connect() as conn:
+        with self.all_or_nothing(deleted), self._connect() as conn:
             step = min(FORGET_BATCH, conn.getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(bounds))
             for start in range(0, len(image_ids), step):
                 batch = image_ids[start:start + step]
                 marks = ','.join('?' * len(batch))
                 # In autocommit mode one statement is one short transaction.
-                deleted += _execute(
+                deleted += [base.StoredRecord(row[0], row) for row in _execute(
                     conn, 'DELETE FROM cached_images WHERE image_id IN (%s)%s '
                           'RETURNING %s' % (marks, since, _STORED),
-                    batch + bounds).fetchall()
-        return [base.StoredRecord(row[0], row) for row in deleted]
+                    batch + bounds).fetchall()]
+        return deleted
 
     def restore(self, records):
         rows = [record.row for record in records]
@@ -218,7 +218,7 @@ class SqliteDriver(base.Driver):
             except BaseException:
                 conn.execute('ROLLBACK')
                 raise
-            conn.execute('COMMIT')
+            _execute(conn, 'COMMIT', ())
 
 
 def _query_raw(conn, image_ids):

@@ -95,7 +95,11 @@ def remote_daemon(tmp_path):
     daemon = helpers.Daemon(tmp_path, cache.path, cache_prune_interval=0,
                             cache_clean_interval=0,
                             api={'bind_host': '0.0.0.0',
-                                 'allow_insecure_noauth': 'true'}).start()
+                                 'allow_insecure_noauth': 'true'})
+    # Behind a proxy that forwards what clients claim.
+    with open(daemon.config_path, 'a') as f:
+        f.write('\n[oslo_middleware]\nenable_proxy_headers_parsing = true\n')
+    daemon.start()
     try:
         yield daemon, address, cache
     finally:
@@ -118,6 +122,14 @@ def test_details_only_for_loopback_and_admins(remote_daemon):
         assert detailed.status_code == 503
         assert detailed.json()['detailed'] is True
         assert cache.path in detailed.text
+    # Claiming to come from loopback through a proxy header is no use.
+    claimed = requests.get('http://%s:%d/healthcheck' % (address, daemon.port),
+                           headers={'Accept': 'application/json',
+                                    'Forwarded': 'for=127.0.0.1',
+                                    'X-Forwarded-For': '127.0.0.1'},
+                           timeout=helpers.DEADLINE)
+    assert claimed.json()['detailed'] is False
+    assert cache.path not in claimed.text
     # A bad token is refused as anywhere else, not taken for none.
     assert health(daemon, host=address,
                   token='ad\xe9min').status_code == 401

@@ -216,6 +216,18 @@ FRAMING = {
     'no version': b'GET /versions\r\nHost: x\r\n\r\n',
     'dot segments': b'GET /v2/cache/../../etc/passwd HTTP/1.1\r\n'
                     b'Host: x\r\n\r\n',
+    'a Content-Length of 5,000 digits':
+        b'POST /v2/cache/prune HTTP/1.1\r\nHost: x\r\nContent-Length: '
+        + b'9' * 5000 + b'\r\n\r\n',
+    'Content-Length with Transfer-Encoding on HTTP/1.0':
+        b'POST /v2/cache/prune HTTP/1.0\r\nContent-Length: 2\r\n'
+        b'Transfer-Encoding: chunked\r\n\r\n{}',
+    'a refusal that expects 100-continue':
+        b'POST /v2/cache/../prune HTTP/1.1\r\nHost: x\r\nContent-Length: 2'
+        b'\r\nExpect: 100-continue\r\n\r\n',
+    'a forged log line in a header':
+        b'GET /versions HTTP/1.1\r\nHost: x\r\nX-A: a\n2026-01-01 INFO '
+        b'forged "DELETE /v2/cache" status: 204\x1b[2J\r\n\r\n',
 }
 
 
@@ -226,10 +238,47 @@ def test_malformed_framing_is_a_400_and_one_log_line(site, case):
     assert reply.status == 400, reply
     assert reply.json()['error']['code'] == 400
     hostile.assert_discloses_nothing(reply, site.cache_dir)
+    assert b'forged' not in reply.body and b'999' not in reply.body
     logged = site.log()[log_before:]
     assert logged.count('refused: 400') == 1, logged
-    assert 'Traceback' not in logged
+    assert len(logged.splitlines()) == 1, logged
+    assert 'Traceback' not in logged and ' ERROR ' not in logged
+    assert '\x1b' not in logged
     assert hostile.answers(site)
+
+
+def test_a_hundred_header_fields_are_taken(site):
+    headers = b''.join(b'X-H%d: v\r\n' % i for i in range(99))
+    reply = send_then_read(site.port, b'GET /versions HTTP/1.1\r\nHost: x\r\n'
+                           + headers + b'\r\nConnection: close\r\n\r\n')
+    assert reply.status == 200, reply
+
+
+def test_deeply_nested_json_is_a_400(site):
+    reply = hostile.raw_request(site.port, 'POST', b'/v2/cache/clean',
+                                body=b'[' * 5000)
+    hostile.assert_clean_error(reply, 400)
+    assert 'Traceback' not in site.log()
+
+
+def test_line_ends_alone_do_not_keep_a_connection_alive(tmp_path):
+    cache = base.SqliteCache(tmp_path / 'cache')
+    with hostile.running_daemon(tmp_path, cache.path,
+                                api={'idle_timeout': 2}) as daemon:
+        with socket.create_connection(('127.0.0.1', daemon.port)) as sock:
+            sock.settimeout(1)
+            deadline = time.monotonic() + helpers.DEADLINE
+            while time.monotonic() < deadline:
+                try:
+                    sock.sendall(b'\r\n\r\n')
+                    if _closed(sock):
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+            else:
+                pytest.fail('empty lines kept the connection open')
 
 
 def test_a_client_gone_mid_body_leaves_no_trace(site):

@@ -239,3 +239,39 @@ def test_database_outside_the_cache_is_never_created(tmp_path):
     base.SqliteCache(tmp_path / 'other', db_name=str(outside))
     driver.setup()
     assert driver.lru_ids() == []
+
+
+def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
+        tmp_path, monkeypatch):
+    """Several statements, all or nothing: no record is lost silently."""
+    monkeypatch.setattr(sqlite_driver, 'FORGET_BATCH', 3)
+    cache = base.SqliteCache(tmp_path)
+    ids = [cache.add_image(hits=i) for i in range(10)]
+    rows_before = cache.rows()
+    driver = make_driver(tmp_path)
+    driver.setup()
+    real_execute = sqlite_driver._execute
+    deletes = []
+
+    def failing_third_delete(conn, sql, params):
+        if sql.startswith('DELETE'):
+            deletes.append(sql)
+            if len(deletes) == 3:
+                raise sqlite3.OperationalError('disk I/O error')
+        return real_execute(conn, sql, params)
+
+    monkeypatch.setattr(sqlite_driver, '_execute', failing_third_delete)
+    with pytest.raises(exception.MetadataError, match='disk I/O error'):
+        driver.forget(ids)
+    assert cache.rows() == rows_before
+
+
+def test_restore_puts_back_exactly_what_forget_deleted(tmp_path):
+    cache = base.SqliteCache(tmp_path)
+    ids = [cache.add_image(hits=i) for i in range(4)]
+    rows_before = cache.rows()
+    driver = make_driver(tmp_path)
+    records = driver.forget(ids[:2])
+    assert set(cache.rows()) == set(ids[2:])
+    driver.restore(records)
+    assert cache.rows() == rows_before
