@@ -259,7 +259,7 @@ class Bench:
 
     # GET /v2/cache against Glance's own listing.
 
-    def listing(self, count, repeat=5):
+    def listing(self, count, repeat=9):
         images = workload.plan(count, seed=count + 3, now=self.now)
         [copy] = self._copies('list', 'sqlite', images, 1)
         row = Row('GET /v2/cache', 'sqlite', count, 0,

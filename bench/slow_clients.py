@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,35 +26,6 @@ from bench import tables
 
 REQUESTS = (('GET', '/healthcheck'), ('GET', '/versions'),
             ('POST', '/v2/cache/prune'))
-
-
-@contextlib.contextmanager
-def bad_clients(port, idle, slow):
-    """``idle`` silent connections and ``slow`` ones trickling a header."""
-    sockets = [socket.create_connection(('127.0.0.1', port))
-               for _ in range(idle + slow)]
-    stop = threading.Event()
-
-    def trickle(sock):
-        for byte in b'GET /versions HTTP/1.1\r\nX-Slow: ' + b'a' * 100000:
-            if stop.wait(1):
-                return
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                return
-
-    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True)
-               for sock in sockets[idle:]]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)
-    try:
-        yield
-    finally:
-        stop.set()
-        for sock in sockets:
-            sock.close()
 
 
 @contextlib.contextmanager
@@ -92,6 +62,7 @@ def time_requests(daemon, rounds, skip=()):
 
 def run(workdir, idle, slow, rounds):
     from tests import base
+    from tests.faults import hostile
     from tests.functional import helpers
 
     cache = base.SqliteCache(os.path.join(workdir, 'cache'))
@@ -101,7 +72,8 @@ def run(workdir, idle, slow, rounds):
                             cache_clean_interval=0, debug='false').start()
     try:
         results = {'alone': time_requests(daemon, rounds)}
-        with bad_clients(daemon.port, idle, slow):
+        with hostile.bad_clients(daemon.port, idle, slow):
+            time.sleep(2)   # every slow client is mid-request by now
             results['%d idle, %d slow clients' % (idle, slow)] = \
                 time_requests(daemon, rounds)
         with waiting_prunes(daemon, cache.path):

@@ -25,10 +25,16 @@ def check_image_id(image_id):
     return image_id
 
 
+def listing(driver):
+    """The cached images' records, by id, and the queued images' ids."""
+    return driver.list_records(), driver.cachedir.queued_images()
+
+
 def list_cache(driver):
     """Glance's ``GET /v2/cache`` document."""
-    return {'cached_images': [r.to_dict() for r in driver.list_records()],
-            'queued_images': driver.cachedir.queued_images()}
+    records, queued = listing(driver)
+    return {'cached_images': [r.to_dict() for r in records],
+            'queued_images': queued}
 
 
 def queue(driver, image_id):

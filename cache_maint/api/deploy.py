@@ -82,9 +82,10 @@ def loadapp(conf, runner):
     request body size limit, ``/healthcheck`` (with its own fault wrapper,
     and its own answers: oslo.middleware's), CORS (only if
     ``[cors] allowed_origin`` is set), proxy headers (only if
-    ``[oslo_middleware] enable_proxy_headers_parsing`` is set), one log
-    line per request, and, outermost, the ``x-openstack-request-id``
-    that every response carries and every log line names.
+    ``[oslo_middleware] enable_proxy_headers_parsing`` is set; the peer's
+    own address is kept before they rewrite it), one log line per request,
+    and, outermost, the ``x-openstack-request-id`` that every response
+    carries and every log line names.
     """
     enforcer = policy.make_enforcer(conf)
 

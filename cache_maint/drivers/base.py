@@ -37,11 +37,77 @@ class ImageRecord(typing.NamedTuple):
     size: int
     hits: int
 
+    @classmethod
+    def mended(cls, values):
+        """A record from stored values, any Glance never writes read as 0.
+
+        Glance writes epoch seconds and non-negative integers; NULL, text,
+        a blob, an infinity or a time past the year 9999 would break a
+        listing (strict JSON has no Infinity).
+        """
+        image_id, last_accessed, last_modified, size, hits = values
+        return cls(image_id, _time(last_accessed), _time(last_modified),
+                   _count(size), _count(hits))
+
+    @classmethod
+    def from_rows(cls, rows):
+        """Records from rows as stored, and the rows Glance never writes.
+
+        A sound row (a text id, float times up to the year 9999, integer
+        counts from 0) is made into a record as it is; an odd one is
+        mended, or left out if its id is no text. One pass in Python costs
+        a third of what the same checks cost as SQL (typeof() per column).
+        """
+        make, records, odd = cls._make, [], []
+        for row in rows:
+            image_id, last_accessed, last_modified, size, hits = row
+            try:
+                sound = (0 <= last_accessed <= _LAST_TIME
+                         and 0 <= last_modified <= _LAST_TIME
+                         and 0 <= size <= _LAST_COUNT
+                         and 0 <= hits <= _LAST_COUNT
+                         and type(size) is int and type(hits) is int
+                         and type(image_id) is str)
+            except TypeError:       # NULL, text or a blob in a number
+                sound = False
+            if sound:
+                records.append(make(row))
+                continue
+            odd.append(row)
+            if isinstance(image_id, str):
+                records.append(cls.mended(row))
+        return records, odd
+
     def to_dict(self):
         # Spelled out: nearly twice as fast as _asdict(), once per image.
         image_id, last_accessed, last_modified, size, hits = self
         return {'image_id': image_id, 'last_accessed': last_accessed,
                 'last_modified': last_modified, 'size': size, 'hits': hits}
+
+
+#: The last second of the year 9999: no later time is a date.
+_LAST_TIME = 253402300799
+
+#: The largest count a database integer column holds.
+_LAST_COUNT = 2 ** 63 - 1
+
+
+def _time(value):
+    """Epoch seconds, or 0.0 for what is none."""
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= _LAST_TIME):
+        return float(value)
+    return 0.0
+
+
+def _count(value):
+    """A size or a hit count, or 0 for what is none."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= _LAST_COUNT):
+        return value
+    return 0
 
 
 class StoredRecord(typing.NamedTuple):

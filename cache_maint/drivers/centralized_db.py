@@ -53,18 +53,13 @@ def _epoch(moment):
 
 
 def _sane_epoch(moment):
-    """As _epoch, or 0.0 for what is no datetime (MySQL's zero date)."""
+    """As _epoch, or None for what is no datetime (MySQL's zero date)."""
     if not isinstance(moment, datetime.datetime):
-        return 0.0
+        return None
     try:
         return _epoch(moment)
     except (OverflowError, ValueError):
-        return 0.0
-
-
-def _sane_count(value):
-    """A size or a hit count, or 0 if it is negative or none."""
-    return value if isinstance(value, int) and value >= 0 else 0
+        return None
 
 
 def _naive_utc(epoch):
@@ -316,10 +311,9 @@ class CentralizedDbDriver(base.Driver):
             raise self._fail(e, 'read the cached images')
         records, odd = [], []
         for row in rows:
-            record = base.ImageRecord(
+            record = base.ImageRecord.mended((
                 row.image_id, _sane_epoch(row.last_accessed),
-                _sane_epoch(row.last_modified), _sane_count(row.size),
-                _sane_count(row.hits))
+                _sane_epoch(row.last_modified), row.size, row.hits))
             if (record.size != row.size or record.hits != row.hits
                     or not isinstance(row.last_accessed, datetime.datetime)
                     or not isinstance(row.last_modified, datetime.datetime)):

@@ -58,23 +58,8 @@ _STORED = _COLUMNS + ', checksum'
 #: as made now, not by a clock that was ahead (forget's recorded_before).
 RECORDED_MARGIN = 10
 
-# Glance's listing, with a value that is not what Glance writes (NULL,
-# text, a blob, an infinity, a time past the year 9999, a negative count)
-# read as 0, and a last column saying whether any was: the listing must
-# stay a listing, in strict JSON.
-_TIME = ("CASE WHEN typeof({0}) IN ('integer', 'real') AND {0} BETWEEN 0 "
-         "AND 253402300799 THEN {0} ELSE 0.0 END")
-_COUNT = ("CASE WHEN typeof({0}) IN ('integer', 'real') AND {0} BETWEEN 0 "
-          "AND 9.2e18 THEN CAST({0} AS INTEGER) ELSE 0 END")
-_LIST_QUERY = (
-    'SELECT image_id, {la}, {lm}, {size}, {hits}, '
-    "typeof(image_id) != 'text' OR {la} != last_accessed "
-    'OR {lm} != last_modified OR {size} != size OR {hits} != hits '
-    'OR last_accessed IS NULL OR last_modified IS NULL OR size IS NULL '
-    'OR hits IS NULL '
-    'FROM cached_images ORDER BY image_id').format(
-        la=_TIME.format('last_accessed'), lm=_TIME.format('last_modified'),
-        size=_COUNT.format('size'), hits=_COUNT.format('hits'))
+# Glance's listing; values Glance never writes are mended in Python.
+_LIST_QUERY = 'SELECT %s FROM cached_images ORDER BY image_id' % _COLUMNS
 
 # Least recently used first; rowid (caching order) breaks ties.
 _LRU_QUERY = ('SELECT image_id FROM cached_images '
@@ -175,12 +160,10 @@ class SqliteDriver(base.Driver):
     def list_records(self):
         with self._connect() as conn:
             rows = _query(conn, _LIST_QUERY).fetchall()
-            odd = [row[0] for row in rows if row[5]]
-            if odd:
-                self.report_odd(_query_raw(conn, odd))
-        make = base.ImageRecord._make
-        return [make(row[:5]) for row in rows
-                if not row[5] or isinstance(row[0], str)]
+        records, odd = base.ImageRecord.from_rows(rows)
+        if odd:
+            self.report_odd(odd)
+        return records
 
     def forget(self, image_ids, recorded_before=None):
         image_ids = list(image_ids)
@@ -219,17 +202,6 @@ class SqliteDriver(base.Driver):
                 conn.execute('ROLLBACK')
                 raise
             _execute(conn, 'COMMIT', ())
-
-
-def _query_raw(conn, image_ids):
-    """The rows of these images as stored, for the log."""
-    rows = []
-    for start in range(0, len(image_ids), FORGET_BATCH):
-        batch = image_ids[start:start + FORGET_BATCH]
-        marks = ','.join('?' * len(batch))
-        rows += _execute(conn, 'SELECT %s FROM cached_images WHERE image_id '
-                               'IN (%s)' % (_COLUMNS, marks), batch).fetchall()
-    return rows
 
 
 def _query(conn, sql):

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import stat
+import threading
 
 from tests import base
 from tests.functional import helpers
@@ -177,3 +178,38 @@ def answers(daemon):
     """True if the daemon still serves a request (nothing hangs it)."""
     reply = raw_request(daemon.port, 'GET', b'/versions', token=None)
     return reply.status == 200
+
+
+@contextlib.contextmanager
+def bad_clients(port, idle=32, slow=32):
+    """``idle`` connections that send nothing, ``slow`` that trickle.
+
+    A slow one sends a request's header a byte a second: each byte is
+    activity to a server that only times out a silent read.
+    """
+    sockets = [socket.create_connection(('127.0.0.1', port))
+               for _ in range(idle + slow)]
+    stop = threading.Event()
+
+    def trickle(sock):
+        data = b'GET /versions HTTP/1.1\r\nHost: x\r\nX-Slow: ' + b'a' * 10000
+        for byte in data:
+            if stop.wait(1):
+                return
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                return
+
+    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True)
+               for sock in sockets[idle:]]
+    for thread in threads:
+        thread.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+        for thread in threads:
+            thread.join(helpers.DEADLINE)

@@ -235,15 +235,6 @@ class Keystone:
         self.thread.join()
 
 
-def add_sections(daemon, sections):
-    """Add ini sections to a Daemon's config file."""
-    with open(daemon.config_path, 'a') as f:
-        for section, options in sections.items():
-            f.write('\n[%s]\n' % section)
-            for name, value in options.items():
-                f.write('%s = %s\n' % (name, value))
-
-
 def keystone_sections(keystone):
     return {'keystone_authtoken': {
         'auth_type': 'admin_token', 'endpoint': keystone.url,
@@ -269,7 +260,7 @@ def keystone_site(tmp_path_factory):
                             api={'auth_strategy': 'keystone'},
                             image_cache_max_size=1, cache_prune_interval=0,
                             cache_clean_interval=0)
-    add_sections(daemon, keystone_sections(keystone))
+    daemon.add_sections(keystone_sections(keystone))
     try:
         site.daemon = daemon.start()
         site.keystone = keystone
@@ -429,7 +420,7 @@ def test_keystone_needs_no_flag_beyond_loopback(tmp_path):
     daemon = helpers.Daemon(tmp_path, cache.path,
                             api={'bind_host': '0.0.0.0',
                                  'auth_strategy': 'keystone'})
-    add_sections(daemon, {'keystone_authtoken': {
+    daemon.add_sections({'keystone_authtoken': {
         'auth_type': 'admin_token', 'endpoint': 'http://127.0.0.1:9/v3',
         'token': SERVICE_TOKEN,
         'www_authenticate_uri': 'http://127.0.0.1:9/v3'}})

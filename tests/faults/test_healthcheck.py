@@ -97,8 +97,8 @@ def remote_daemon(tmp_path):
                             api={'bind_host': '0.0.0.0',
                                  'allow_insecure_noauth': 'true'})
     # Behind a proxy that forwards what clients claim.
-    with open(daemon.config_path, 'a') as f:
-        f.write('\n[oslo_middleware]\nenable_proxy_headers_parsing = true\n')
+    daemon.add_sections({'oslo_middleware': {
+        'enable_proxy_headers_parsing': 'true'}})
     daemon.start()
     try:
         yield daemon, address, cache

@@ -5,7 +5,8 @@ test's own oracle says so character by character, independently of the
 regular expression in cache_maint.cachedir. Through the real WSGI stack,
 any id segment and any ``x-image-cache-clear-target`` value is either
 accepted or a JSON 400, never a 5xx, and a refused request changes
-nothing. Under noauth2, only the exact token ``admin`` is an admin.
+nothing. Under noauth2, only the exact token ``admin`` is an admin. The
+listing's hand-written JSON is json's own, byte for byte.
 """
 
 import string
@@ -19,8 +20,11 @@ import pytest
 import webob
 
 from cache_maint.api import deploy
+from cache_maint.api import listing
+from cache_maint.api import util
 from cache_maint import cachedir
 from cache_maint import drivers
+from cache_maint.drivers import base as drivers_base
 from cache_maint import exception
 from cache_maint import images
 from cache_maint import runner
@@ -96,6 +100,29 @@ def test_every_canonical_uuid_is_accepted_and_round_trips(name):
                             uuids.map(str.encode)))
 def test_what_is_not_text_is_never_an_image_id(value):
     assert not cachedir.is_image_id(value)
+
+
+# GET /v2/cache writes its own JSON (cache_maint.api.listing): for any
+# records, the very bytes json writes, or json's own refusal.
+
+numbers = (st.floats() | st.integers(min_value=-2 ** 70, max_value=2 ** 70))
+records = st.builds(drivers_base.ImageRecord, candidates, numbers, numbers,
+                    numbers, numbers)
+
+
+@SETTINGS
+@hypothesis.given(st.lists(records, max_size=8), st.lists(candidates,
+                                                          max_size=3))
+def test_the_listing_is_exactly_what_json_writes(cached, queued):
+    document = {'cached_images': [r.to_dict() for r in cached],
+                'queued_images': queued}
+    try:
+        expected = util.encode_json(document)
+    except ValueError:
+        with pytest.raises(ValueError):
+            listing.encode(cached, queued)
+    else:
+        assert listing.encode(cached, queued) == expected
 
 
 # Through the real WSGI application, in-process.

@@ -6,6 +6,7 @@ configuration goes on serving; SIGTERM always stops the service; and the
 API's socket outlives every reload, refused or not.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,15 +20,6 @@ from tests.faults import hostile
 from tests.functional import helpers
 
 REFUSED = 'Refusing the changed configuration files'
-
-
-def add_sections(daemon, sections):
-    """Append sections to the daemon's config file (after configure)."""
-    with open(daemon.config_path, 'a') as f:
-        for section, options in sections.items():
-            f.write('\n[%s]\n' % section)
-            for name, value in options.items():
-                f.write('%s = %s\n' % (name, value))
 
 
 def reload_and_wait(daemon, needle):
@@ -120,7 +112,7 @@ def test_a_database_that_never_answers_is_refused_in_bounded_time(
                    worker_self_reference_url='http://node-1:9292',
                    cache_prune_interval=0, cache_clean_interval=0)
     daemon = helpers.Daemon(tmp_path, cache.path, **options)
-    add_sections(daemon, {'database': {
+    daemon.add_sections({'database': {
         'connection': 'sqlite:///%s' % glance_db}})
     result = hostile.manage(daemon, 'db-sync')
     assert result.returncode == 0, result.stderr
@@ -128,7 +120,7 @@ def test_a_database_that_never_answers_is_refused_in_bounded_time(
     try:
         daemon.start()
         daemon.configure(**options)
-        add_sections(daemon, {'database': {
+        daemon.add_sections({'database': {
             'connection': 'postgresql://glance@127.0.0.1:%d/glance'
                           % hole.port}})
         began = time.monotonic()
@@ -144,14 +136,21 @@ def test_a_database_that_never_answers_is_refused_in_bounded_time(
         daemon.stop()
 
 
-def test_a_broken_policy_file_on_reload_is_refused(tmp_path):
+@contextlib.contextmanager
+def with_policy_file(tmp_path):
+    """A daemon reloaded onto a policy file of its own: (daemon, path)."""
     cache = base.SqliteCache(tmp_path / 'cache')
     policy = tmp_path / 'policy.yaml'
     policy.write_text('"cache_list": "role:admin"\n')
     with hostile.running_daemon(tmp_path, cache.path) as daemon:
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0)
-        add_sections(daemon, {'oslo_policy': {'policy_file': policy}})
+        daemon.add_sections({'oslo_policy': {'policy_file': policy}})
         reload_and_wait(daemon, 'Reloaded the configuration files')
+        yield daemon, policy
+
+
+def test_a_broken_policy_file_on_reload_is_refused(tmp_path):
+    with with_policy_file(tmp_path) as (daemon, policy):
         policy.write_text('"cache_list": [unclosed\n')
         line = reload_and_wait(daemon, REFUSED)
         assert 'policy_file = %s is not usable' % policy in line, line
@@ -162,7 +161,7 @@ def test_a_bad_middleware_option_on_reload_is_refused(tmp_path):
     cache = base.SqliteCache(tmp_path / 'cache')
     with hostile.running_daemon(tmp_path, cache.path) as daemon:
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0)
-        add_sections(daemon, {'oslo_middleware': {
+        daemon.add_sections({'oslo_middleware': {
             'max_request_body_size': 'abc'}})
         line = reload_and_wait(daemon, REFUSED)
         assert ("invalid value 'abc' for [oslo_middleware] "
@@ -208,14 +207,7 @@ def test_the_api_socket_outlives_every_reload(tmp_path):
 
 def test_a_policy_file_broken_while_running_keeps_its_rules(tmp_path):
     """No reload: oslo.policy reads a changed file on its own."""
-    cache = base.SqliteCache(tmp_path / 'cache')
-    policy = tmp_path / 'policy.yaml'
-    policy.write_text('"cache_list": "role:admin"\n')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
-        daemon.configure(cache_prune_interval=0, cache_clean_interval=0)
-        add_sections(daemon, {'oslo_policy': {'policy_file': policy}})
-        reload_and_wait(daemon, 'Reloaded the configuration files')
-        helpers.wait_for(lambda: hostile.answers(daemon), 'the new worker')
+    with with_policy_file(tmp_path) as (daemon, policy):
         assert daemon.request('GET', '/v2/cache',
                               token='admin').status_code == 200
         policy.write_text('"cache_list": [unclosed\n')

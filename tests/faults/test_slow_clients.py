@@ -17,7 +17,6 @@ an attacker on the management network can do before any authentication.
   or nothing at all, one log line, never a traceback.
 """
 
-import contextlib
 import socket
 import threading
 import time
@@ -88,39 +87,6 @@ def _send_quietly(sock, data):
         pass    # the server closed after its answer
 
 
-@contextlib.contextmanager
-def bad_clients(port, idle=32, slow=32):
-    """``idle`` connections that send nothing, ``slow`` that trickle."""
-    sockets = [socket.create_connection(('127.0.0.1', port))
-               for _ in range(idle + slow)]
-    stop = threading.Event()
-
-    def trickle(sock):
-        # One header byte a second: each byte is activity to a server that
-        # only times out a silent read.
-        data = b'GET /versions HTTP/1.1\r\nHost: x\r\nX-Slow: ' + b'a' * 10000
-        for byte in data:
-            if stop.wait(1):
-                return
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                return
-
-    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True)
-               for sock in sockets[idle:]]
-    for thread in threads:
-        thread.start()
-    try:
-        yield sockets
-    finally:
-        stop.set()
-        for sock in sockets:
-            sock.close()
-        for thread in threads:
-            thread.join(helpers.DEADLINE)
-
-
 def timed(method, daemon, path, token=None):
     response = daemon.request(method, path, token=token,
                               timeout=ANSWER_DEADLINE)
@@ -128,7 +94,7 @@ def timed(method, daemon, path, token=None):
 
 
 def test_idle_and_slowloris_clients_take_no_answer_away(site):
-    with bad_clients(site.port):
+    with hostile.bad_clients(site.port):
         time.sleep(2)   # every slow client is mid-request by now
         for _ in range(5):
             assert timed('GET', site, '/healthcheck') == 200
@@ -140,7 +106,7 @@ def test_idle_and_slowloris_clients_take_no_answer_away(site):
 
 def test_a_request_that_never_ends_is_cut_off(site):
     """[api] request_timeout (5 s here) ends a trickle of any speed."""
-    with bad_clients(site.port, idle=0, slow=1) as (sock,):
+    with hostile.bad_clients(site.port, idle=0, slow=1) as (sock,):
         sock.settimeout(helpers.DEADLINE)
         # The server closes it: recv ends, with no answer.
         helpers.wait_for(lambda: _closed(sock),

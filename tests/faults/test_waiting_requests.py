@@ -10,6 +10,7 @@ all get; past ``[api] max_task_requests`` a request is a 503 with
 """
 
 from concurrent import futures
+import contextlib
 import time
 
 from oslo_concurrency import lockutils
@@ -25,9 +26,38 @@ ANSWER_DEADLINE = 5
 WAITERS = 12
 
 
-def wait_all(pool, calls):
-    return [future.result(helpers.DEADLINE * 2)
-            for future in [pool.submit(call) for call in calls]]
+@contextlib.contextmanager
+def waiting(daemon, cache, task, count):
+    """``count`` requests of ``task`` waiting for glance-api's lock.
+
+    Yields their futures, unanswered, while the lock is held; once the
+    block ends the lock is let go and the answers awaited.
+    """
+    held = lockutils.external_lock('glance-cache-%s' % task,
+                                   lock_path=cache.path)
+    held.acquire()
+    with futures.ThreadPoolExecutor(max_workers=count) as pool:
+        try:
+            requests_sent = [pool.submit(daemon.request, 'POST',
+                                         '/v2/cache/%s' % task,
+                                         token='admin')
+                             for _ in range(count)]
+            helpers.wait_for(lambda: _waiting(daemon) >= count,
+                             'the %s requests to wait' % task)
+            yield requests_sent
+            assert not any(future.done() for future in requests_sent)
+        finally:
+            held.release()
+        for future in requests_sent:
+            future.result(helpers.DEADLINE)
+
+
+def answers_in_time(daemon):
+    """The other requests answer, within the deadline, while they wait."""
+    for path in ('/healthcheck', '/versions', '/v2/cache'):
+        response = daemon.request('GET', path, token='admin',
+                                  timeout=ANSWER_DEADLINE)
+        assert response.status_code == 200, (path, response)
 
 
 def test_waiting_requests_share_one_run_and_block_nobody(tmp_path):
@@ -36,26 +66,10 @@ def test_waiting_requests_share_one_run_and_block_nobody(tmp_path):
     with hostile.running_daemon(tmp_path, cache.path,
                                 image_cache_max_size=3 * base.KIB,
                                 api={'threads': 2}) as daemon:
-        held = lockutils.external_lock('glance-cache-prune',
-                                       lock_path=cache.path)
-        held.acquire()
-        with futures.ThreadPoolExecutor(max_workers=WAITERS) as pool:
-            try:
-                waiting = [pool.submit(daemon.request, 'POST',
-                                       '/v2/cache/prune', token='admin')
-                           for _ in range(WAITERS)]
-                helpers.wait_for(lambda: _waiting(daemon) >= WAITERS,
-                                 'the prune requests to wait')
-                for _ in range(3):
-                    for path in ('/healthcheck', '/versions', '/v2/cache'):
-                        response = daemon.request(
-                            'GET', path, token='admin',
-                            timeout=ANSWER_DEADLINE)
-                        assert response.status_code == 200, (path, response)
-                assert not any(future.done() for future in waiting)
-            finally:
-                held.release()
-            answers = [future.result(helpers.DEADLINE) for future in waiting]
+        with waiting(daemon, cache, 'prune', WAITERS) as requests_sent:
+            for _ in range(3):
+                answers_in_time(daemon)
+        answers = [future.result() for future in requests_sent]
         api_runs = [run for run in _runs(daemon)
                     if run['task'] == 'prune' and run['trigger'] == 'API']
 
@@ -70,29 +84,11 @@ def test_waiting_requests_share_one_run_and_block_nobody(tmp_path):
 def test_past_their_threads_requests_queue_and_block_nobody(tmp_path):
     cache = base.SqliteCache(tmp_path / 'cache')
     cache.add_image()
-    threads, requests_sent = 2, 6
-    with hostile.running_daemon(
-            tmp_path, cache.path,
-            api={'max_task_requests': threads}) as daemon:
-        held = lockutils.external_lock('glance-cache-clean',
-                                       lock_path=cache.path)
-        held.acquire()
-        with futures.ThreadPoolExecutor(max_workers=requests_sent) as pool:
-            try:
-                waiting = [pool.submit(daemon.request, 'POST',
-                                       '/v2/cache/clean', token='admin')
-                           for _ in range(requests_sent)]
-                helpers.wait_for(lambda: _waiting(daemon) >= requests_sent,
-                                 'the clean requests to wait')
-                for path in ('/healthcheck', '/versions', '/v2/cache'):
-                    response = daemon.request('GET', path, token='admin',
-                                              timeout=ANSWER_DEADLINE)
-                    assert response.status_code == 200, (path, response)
-                assert not any(future.done() for future in waiting)
-            finally:
-                held.release()
-            assert {f.result(helpers.DEADLINE).status_code
-                    for f in waiting} == {200}
+    with hostile.running_daemon(tmp_path, cache.path,
+                                api={'max_task_requests': 2}) as daemon:
+        with waiting(daemon, cache, 'clean', 6) as requests_sent:
+            answers_in_time(daemon)
+    assert {f.result().status_code for f in requests_sent} == {200}
 
 
 def _waiting(daemon):

@@ -175,6 +175,14 @@ class Daemon:
         write_config(self.config_path,
                      {'DEFAULT': default, 'api': api_options})
 
+    def add_sections(self, sections):
+        """Append ``{section: {option: value}}`` to the config file."""
+        with open(self.config_path, 'a') as f:
+            for section, options in sections.items():
+                f.write('\n[%s]\n' % section)
+                for name, value in options.items():
+                    f.write('%s = %s\n' % (name, value))
+
     def start(self):
         """Start the service and wait until its API answers."""
         with open(self.stdout_path, 'ab') as out, \

@@ -2,6 +2,7 @@
 
 import webob
 
+from cache_maint.api import listing
 from cache_maint.api import util
 from cache_maint import images
 from cache_maint.policies import cache as policies
@@ -26,8 +27,8 @@ def _no_content(status=204):
 
 def list_cache(req):
     """GET /v2/cache : the cached images and the queue."""
-    return util.json_response(200, images.list_cache(
-        _driver(req, policies.LIST)))
+    records, queued = images.listing(_driver(req, policies.LIST))
+    return util.json_text_response(200, listing.encode(records, queued))
 
 
 def queue_image(req, image_id):
