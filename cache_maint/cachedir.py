@@ -51,6 +51,27 @@ def is_image_id(name):
     return isinstance(name, str) and _IMAGE_ID.fullmatch(name) is not None
 
 
+def check_image_id(image_id):
+    """Return ``image_id``; raise InvalidImageId unless it is well-formed.
+
+    Every id that comes from a request goes through here before it names
+    a file or a record.
+    """
+    if not is_image_id(image_id):
+        raise exception.InvalidImageId('malformed image id %r'
+                                       % (image_id,))
+    return image_id
+
+
+def is_inside(directory, path):
+    """True if ``path`` is ``directory`` or lies under it, links resolved.
+
+    Where a configured path really lands: ``..`` and symlinks included.
+    """
+    directory = os.path.realpath(directory)
+    return os.path.commonpath([directory, os.path.realpath(path)]) == directory
+
+
 class CachedFile(typing.NamedTuple):
     """A cached image file as the directory scan found it.
 
@@ -335,10 +356,7 @@ class CacheDir:
         Returns False if it is already cached, being cached, or queued.
         """
         # The one place a name from a request becomes a new file.
-        if not is_image_id(image_id):
-            raise exception.InvalidImageId('malformed image id %r'
-                                           % (image_id,))
-        if self.has_image(image_id):
+        if self.has_image(check_image_id(image_id)):
             return False
         with self._open_subdir(INCOMPLETE) as incomplete:
             if incomplete is not None and _exists(image_id, incomplete):

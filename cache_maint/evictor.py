@@ -31,18 +31,18 @@ from cache_maint import exception
 LOG = logging.getLogger(__name__)
 
 #: Most victims removed between two checks of the stop event.
-DELETE_BATCH = 2000
+EVICT_BATCH = 2000
 
 #: Where a batch's records are deleted under a lock glance-api waits for
 #: (sqlite), a delete that held it longer than this many seconds halves the
-#: next batch, down to MIN_DELETE_BATCH victims, and one well within it
-#: doubles the next, up to DELETE_BATCH. A delete's cost grows with the
+#: next batch, down to MIN_EVICT_BATCH victims, and one well within it
+#: doubles the next, up to EVICT_BATCH. A delete's cost grows with the
 #: table (each id dirties a page of its own): 2,000 records take about
 #: 25 ms at 20,000 images and 110-140 ms at 200,000, where glance-api's
 #: hit updates, which sleep between attempts at the lock, waited 179 ms at
 #: the 99th percentile with batches of 2,000, 104 ms with this.
-FORGET_BUDGET = 0.1
-MIN_DELETE_BATCH = 250
+LOCK_HOLD_BUDGET = 0.1
+MIN_EVICT_BATCH = 250
 
 
 class Evictor:
@@ -52,17 +52,17 @@ class Evictor:
     deleted ahead but whose files were never reached (a stop, an error).
     """
 
-    def __init__(self, driver):
-        self.driver = driver
-        self.cache = driver.cachedir
-        self.overlaps = not driver.metadata_on_cache_disk
+    def __init__(self, cache):
+        self.metadata = cache.metadata
+        self.files = cache.files
+        self.overlaps = not cache.metadata.metadata_on_cache_disk
         self._thread = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='forget')
         self._ahead = None          # (batch, future of its records)
         self._unsynced = False
         #: Victims in the next batch; sized by the last delete's lock time
-        #: where the delete holds glance-api's lock (see FORGET_BUDGET).
-        self.batch_size = DELETE_BATCH
+        #: where the delete holds glance-api's lock (see LOCK_HOLD_BUDGET).
+        self.batch_size = EVICT_BATCH
 
     def remove(self, batch, ahead=()):
         """Remove ``batch`` (CachedFiles); return the Removal.
@@ -75,14 +75,15 @@ class Evictor:
         except exception.MetadataFull as e:
             LOG.warning('No room to delete records (%s): this batch\'s files '
                         'go first', e)
-            return files_first(self.driver, [f.image_id for f in batch],
-                               lambda: self.cache.evict(batch))[0]
+            return files_first(self.metadata, self.files,
+                               [f.image_id for f in batch],
+                               lambda: self.files.evict(batch))[0]
         if ahead and self.overlaps:
             self._ahead = (list(ahead), self._thread.submit(
-                self.driver.forget, [f.image_id for f in ahead]))
-        removal = self.cache.evict(batch)
+                self.metadata.forget, [f.image_id for f in ahead]))
+        removal = self.files.evict(batch)
         self._unsynced = True
-        _put_back_kept(self.driver, records, removal)
+        _put_back_kept(self.metadata, self.files, records, removal)
         return removal
 
     def _forget(self, batch):
@@ -94,22 +95,22 @@ class Evictor:
                 return future.result()
             self._restore(future.result())
         if not self.overlaps and self._unsynced:
-            self.cache.sync()
+            self.files.sync()
         began = time.monotonic()
-        records = self.driver.forget([f.image_id for f in batch])
+        records = self.metadata.forget([f.image_id for f in batch])
         if not self.overlaps:
             self._resize(time.monotonic() - began)
         return records
 
     def _resize(self, took):
-        if took > FORGET_BUDGET:
-            self.batch_size = max(min(MIN_DELETE_BATCH, DELETE_BATCH),
+        if took > LOCK_HOLD_BUDGET:
+            self.batch_size = max(min(MIN_EVICT_BATCH, EVICT_BATCH),
                                   self.batch_size // 2)
-        elif took < FORGET_BUDGET / 2:
-            self.batch_size = min(DELETE_BATCH, self.batch_size * 2)
+        elif took < LOCK_HOLD_BUDGET / 2:
+            self.batch_size = min(EVICT_BATCH, self.batch_size * 2)
 
     def _restore(self, records):
-        _restore(self.driver, records)
+        _restore(self.metadata, records)
 
     def __enter__(self):
         return self
@@ -125,28 +126,30 @@ class Evictor:
                     records = []    # nothing was deleted ahead
                 # Not for an image glance-api deleted meanwhile.
                 self._restore([r for r in records
-                               if self.cache.has_image(r.image_id)])
+                               if self.files.has_image(r.image_id)])
         finally:
             self._thread.shutdown(wait=True)
 
 
-def records_first(driver, image_ids, unlink):
+def records_first(cache, image_ids, unlink):
     """Delete these images' records, then ``unlink()`` their files.
 
     ``unlink`` returns a Removal; a file that stayed gets its record back.
     On a full filesystem, the files go first (files_first). Returns the
     Removal and the records deleted for good.
     """
+    metadata, files = cache.metadata, cache.files
     try:
-        records = driver.forget(image_ids)
+        records = metadata.forget(image_ids)
     except exception.MetadataFull:
-        return files_first(driver, image_ids, unlink)
+        return files_first(metadata, files, image_ids, unlink)
     removal = unlink()
-    kept = {r.image_id for r in _put_back_kept(driver, records, removal)}
+    kept = {r.image_id
+            for r in _put_back_kept(metadata, files, records, removal)}
     return removal, [r for r in records if r.image_id not in kept]
 
 
-def files_first(driver, image_ids, unlink):
+def files_first(metadata, files, image_ids, unlink):
     """``unlink()`` the files, then delete the records of those gone.
 
     A record whose file is there again once it is deleted was cached again
@@ -154,14 +157,14 @@ def files_first(driver, image_ids, unlink):
     Returns the Removal and the records deleted for good.
     """
     removal = unlink()
-    records = driver.forget(list(removal.removed + removal.vanished))
-    again = [r for r in records if driver.cachedir.has_image(r.image_id)]
-    _restore(driver, again)
+    records = metadata.forget(list(removal.removed + removal.vanished))
+    again = [r for r in records if files.has_image(r.image_id)]
+    _restore(metadata, again)
     again_ids = {r.image_id for r in again}
     return removal, [r for r in records if r.image_id not in again_ids]
 
 
-def _put_back_kept(driver, records, removal):
+def _put_back_kept(metadata, files, records, removal):
     """Put back the records of the images ``removal`` left; return them.
 
     What stayed under an image's name but is no image (a symlink, a
@@ -169,17 +172,17 @@ def _put_back_kept(driver, records, removal):
     """
     gone = set(removal.removed) | set(removal.vanished)
     kept = [record for record in records if record.image_id not in gone
-            and driver.cachedir.has_image(record.image_id)]
-    _restore(driver, kept)
+            and files.has_image(record.image_id)]
+    _restore(metadata, kept)
     return kept
 
 
-def _restore(driver, records):
+def _restore(metadata, records):
     """Put back records; an error is logged: the files are untracked then."""
     if not records:
         return
     try:
-        driver.restore(records)
+        metadata.restore(records)
     except exception.MetadataError as e:
         LOG.error('%d images stay in the cache, but their records could not '
                   'be put back (prune evicts them first next time, as '

@@ -19,6 +19,7 @@ from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from cache_maint import cachedir
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
@@ -119,9 +120,8 @@ def hold(conf, name, wait=None, stop_event=None, give_up=None):
     """
     directory = lock_path(conf)
     path = os.path.join(directory, name)
-    cache_dir = os.path.abspath(conf.image_cache_dir)
-    inside = os.path.commonpath([os.path.abspath(directory), cache_dir])
-    if inside == cache_dir and not os.path.isdir(cache_dir):
+    if (cachedir.is_inside(conf.image_cache_dir, directory)
+            and not os.path.isdir(conf.image_cache_dir)):
         raise exception.CacheDirError(
             'image cache directory %s (which holds the lock path) does not '
             'exist' % conf.image_cache_dir)

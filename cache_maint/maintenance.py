@@ -1,6 +1,6 @@
 """The two maintenance tasks, ``clean`` and ``prune``, as plain functions.
 
-Both work on one driver and return a result record. They are what the
+Both work on one ``cache.Cache`` and return a result record. They are what the
 periodic timer, the API and ``cache-maint-manage`` all run; the caller
 holds the task's locks (see ``cache_maint.locks``).
 
@@ -60,7 +60,7 @@ class PruneResult:
                 'total_bytes_pruned': self.bytes}
 
 
-def clean(driver, stall_time, now=None, stop_event=None):
+def clean(cache, stall_time, now=None, stop_event=None):
     """Remove failed and stalled downloads, and records of missing files.
 
     Every file in ``invalid/`` goes; a file in ``incomplete/`` goes once
@@ -70,11 +70,11 @@ def clean(driver, stall_time, now=None, stop_event=None):
     """
     now = time.time() if now is None else now
     older_than = now - max(stall_time, IN_FLIGHT_GRACE)
-    cache = driver.cachedir
-    cache.check()
+    files = cache.files
+    files.check()
     steps = (
-        lambda: cache.remove_from(cachedir.INVALID),
-        lambda: cache.remove_from(cachedir.INCOMPLETE, lambda st: (
+        lambda: files.remove_from(cachedir.INVALID),
+        lambda: files.remove_from(cachedir.INCOMPLETE, lambda st: (
             st.st_mtime < older_than or _from_the_future(st.st_mtime, now))),
     )
     removals = []
@@ -86,7 +86,7 @@ def clean(driver, stall_time, now=None, stop_event=None):
             raise exception.CacheDirError(removals[-1].fatal)
     forgotten = 0
     if stop_event is None or not stop_event.is_set():
-        forgotten = _forget_missing(driver)
+        forgotten = _forget_missing(cache)
     result = CleanResult(
         files=sum(len(r.removed) for r in removals),
         bytes=sum(r.bytes_freed for r in removals),
@@ -111,7 +111,7 @@ def _from_the_future(mtime, now):
     return mtime > now + IN_FLIGHT_GRACE
 
 
-def _forget_missing(driver):
+def _forget_missing(cache):
     """Delete the records whose file is gone; return how many went.
 
     Each file is looked for once more just before: glance-api may have
@@ -123,17 +123,17 @@ def _forget_missing(driver):
     alone would have left it.
     """
     started = time.time()
-    lru_ids, files = driver.snapshot()
-    stale = [image_id for image_id in lru_ids if image_id not in files]
+    recorded, files = cache.snapshot()
+    stale = [image_id for image_id in recorded if image_id not in files]
     stale = [image_id for image_id in stale
-             if not driver.cachedir.has_image(image_id)]
+             if not cache.files.has_image(image_id)]
     if not stale:
         return 0
-    records = driver.forget(stale, recorded_before=started)
+    records = cache.metadata.forget(stale, recorded_before=started)
     cached_again = [r for r in records
-                    if driver.cachedir.has_image(r.image_id)]
+                    if cache.files.has_image(r.image_id)]
     if cached_again:
-        driver.restore(cached_again)
+        cache.metadata.restore(cached_again)
     return len(records) - len(cached_again)
 
 
@@ -160,7 +160,7 @@ def eviction_order(lru_ids, files, now):
     return untracked + recorded
 
 
-def prune(driver, max_size, now=None, stop_event=None):
+def prune(cache, max_size, now=None, stop_event=None):
     """Evict least recently used images until the cache fits ``max_size``.
 
     One directory scan, one ordered read of the records, then batches, each
@@ -171,9 +171,8 @@ def prune(driver, max_size, now=None, stop_event=None):
     honoured between batches.
     """
     now = time.time() if now is None else now
-    cache = driver.cachedir
-    cache.check()
-    files = cache.scan_images()
+    cache.files.check()
+    files = cache.files.scan_images()
     size = sum(f.size for f in files.values())
     if size <= max_size:
         LOG.debug('Image cache holds %d bytes, within its limit of %d; '
@@ -181,10 +180,10 @@ def prune(driver, max_size, now=None, stop_event=None):
         return PruneResult(size_before=size, size_after=size)
 
     # Records go before files: know first that the files can go.
-    cache.check(writable=True)
-    lru_ids = driver.lru_order(files)
+    cache.files.check(writable=True)
+    lru_ids = cache.metadata.lru_order(files)
     if not lru_ids:
-        _refuse_if_lost(driver, files)
+        _refuse_if_lost(cache.metadata, files)
     candidates = eviction_order(lru_ids, files, now)
     excess = size - max_size
     LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
@@ -192,7 +191,7 @@ def prune(driver, max_size, now=None, stop_event=None):
     pruned = freed = failures = 0
     stopped = False
     plan = _Planner(candidates)
-    with evictor.Evictor(driver) as evict:
+    with evictor.Evictor(cache) as evict:
         batch = plan.next(excess, evict.batch_size)
         while batch:
             if stop_event is not None and stop_event.is_set():
@@ -224,7 +223,7 @@ def prune(driver, max_size, now=None, stop_event=None):
     return result
 
 
-def _refuse_if_lost(driver, files):
+def _refuse_if_lost(metadata, files):
     """Raise NodeIdentityError if no file is tracked for a suspect reason.
 
     Untracked files are evicted first. When none of this node's files has
@@ -232,7 +231,7 @@ def _refuse_if_lost(driver, files):
     glance-api knows this node by another URL: evicting them all as
     untracked would throw away the images read most recently.
     """
-    problem = driver.identity_problem()
+    problem = metadata.identity_problem()
     if problem:
         raise exception.NodeIdentityError(
             'refusing to evict %d images as untracked: %s'

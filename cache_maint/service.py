@@ -3,8 +3,8 @@
 Under oslo.service's threading backend the launcher forks a worker process
 and, on SIGHUP, re-reads the configuration and forks a fresh worker; it
 never calls ``reset()``. So ``__init__`` keeps the configuration only, and
-everything with state (driver, threads, sockets) is made in ``start()`` and
-torn down in ``stop()``.
+everything with state (the cache, threads, sockets) is made in ``start()``
+and torn down in ``stop()``.
 """
 
 import gc
@@ -15,10 +15,11 @@ from oslo_service import service
 
 from cache_maint.api import deploy
 from cache_maint.api import server
-from cache_maint import drivers
+from cache_maint import cache
 from cache_maint import exception
-from cache_maint import runner
-from cache_maint import tasks
+from cache_maint import periodic
+from cache_maint import runs
+from cache_maint import singleflight
 
 LOG = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class MaintenanceService(service.Service):
         # cotyledon may call stop() from its signal thread while start() is
         # still running: the two never interleave.
         self._lifecycle = threading.Lock()
-        self._driver = self._api = self._periodic = self._stop_runs = None
-        self._runner = None
+        self._cache = self._api = self._periodic = self._stop_runs = None
+        self._runner = self._flights = None
 
     def start(self):
         with self._lifecycle:
@@ -47,24 +48,27 @@ class MaintenanceService(service.Service):
         super().start()
         self._stopped.clear()
         self._stop_runs = threading.Event()
-        self._driver = drivers.load_driver(self.conf)
+        self._cache = cache.Cache.from_conf(self.conf)
         try:
-            self._driver.setup()
+            self._cache.setup()
         except exception.CacheMaintError as e:
             # It was usable when the launcher checked it. Keep serving: each
             # run reports the fault until it is mended, then runs succeed.
             LOG.error('The image cache is not usable at the moment: %s', e)
-        self._runner = runner.TaskRunner(self.conf, self._driver,
-                                         stop_event=self._stop_runs)
-        self._api = server.APIServer(self.conf,
-                                     deploy.loadapp(self.conf, self._runner),
-                                     self.listener)
+        self._runner = runs.TaskRunner(self.conf, self._cache,
+                                       stop_event=self._stop_runs)
+        self._flights = singleflight.Flights(self._runner)
+        self._api = server.APIServer(
+            self.conf, deploy.loadapp(self.conf, self._cache, self._runner,
+                                      self._flights),
+            self.listener)
         self._api.start()
-        self._periodic = tasks.PeriodicTasks(self.conf, self._runner)
+        self._periodic = periodic.PeriodicTasks(self.conf, self._runner)
         self._periodic.start()
         _freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
-                 'bytes)', self.conf.image_cache_dir, self._driver.name,
+                 'bytes)', self.conf.image_cache_dir,
+                 self._cache.metadata.name,
                  self.conf.image_cache_max_size)
 
     def stop(self, graceful=True):
@@ -80,17 +84,18 @@ class MaintenanceService(service.Service):
         LOG.info('cache-maint is stopping')
         if self._stop_runs is not None:
             self._stop_runs.set()
-        if self._runner is not None:
-            self._runner.close()
+        if self._flights is not None:
+            self._flights.close()
         if self._periodic is not None:
             self._periodic.stop()
         if self._api is not None:
             self._api.stop()
         if self._periodic is not None:
             self._periodic.wait()
-        if self._driver is not None:
-            self._driver.close()
-        self._driver = self._api = self._periodic = self._runner = None
+        if self._cache is not None:
+            self._cache.close()
+        self._cache = self._api = self._periodic = None
+        self._runner = self._flights = None
         gc.unfreeze()
         super().stop(graceful)
         self._stopped.set()

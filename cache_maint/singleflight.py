@@ -129,3 +129,27 @@ class SingleFlight:
         """Start no other run; the one in progress ends on its own."""
         with self._guard:
             self._closed = True
+
+
+class Flights:
+    """A SingleFlight per task over a TaskRunner: what the API runs."""
+
+    def __init__(self, runner, tasks=('clean', 'prune')):
+        self._flights = {
+            task: SingleFlight(task, self._runner_of(runner, task))
+            for task in tasks}
+
+    @staticmethod
+    def _runner_of(runner, task):
+        run = getattr(runner, task)
+        return lambda on_start, give_up: run(
+            wait=None, trigger='API', on_start=on_start, give_up=give_up)
+
+    def run(self, task, wait=None):
+        """The result of a shared run of ``task`` (see SingleFlight.run)."""
+        return self._flights[task].run(wait=wait)
+
+    def close(self):
+        """Start no more runs: the service is stopping."""
+        for flight in self._flights.values():
+            flight.close()

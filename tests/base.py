@@ -12,11 +12,15 @@ import uuid
 
 from oslo_config import cfg
 
+from cache_maint.api import deploy
+from cache_maint import cache as cm_cache
 from cache_maint import cachedir
 import cache_maint.cmd  # noqa: F401  (selects oslo.service's backend first)
 from cache_maint import conf as cm_conf
 from cache_maint.drivers import sqlite as sqlite_driver
 from cache_maint import locks
+from cache_maint import runs
+from cache_maint import singleflight
 
 KIB = 1024
 
@@ -36,6 +40,14 @@ def make_conf(cache_dir, args=(), **overrides):
         group, _, name = key.rpartition('__')
         conf.set_override(name, value, group=group or None)
     return conf
+
+
+def make_app(conf):
+    """The API application over the cache ``conf`` names, set up."""
+    cache = cm_cache.Cache.from_conf(conf)
+    cache.setup()
+    runner = runs.TaskRunner(conf, cache)
+    return deploy.loadapp(conf, cache, runner, singleflight.Flights(runner))
 
 
 @contextlib.contextmanager

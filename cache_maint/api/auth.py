@@ -1,8 +1,8 @@
-"""Authentication middleware and the request context built after it.
+"""Authentication: keystonemiddleware's auth_token, or noauth2.
 
 Both strategies end the same way: the identity headers keystonemiddleware
 defines (``X-User-Id``, ``X-Project-Id``, ``X-Roles``...) are set, and
-``ContextMiddleware`` turns them into a RequestContext for the handlers.
+``middleware.context`` turns them into a RequestContext for the handlers.
 """
 
 from keystoneauth1 import exceptions as ksa_exceptions
@@ -11,7 +11,6 @@ from keystonemiddleware import auth_token
 import webob
 
 from cache_maint.api import util
-from cache_maint import context
 from cache_maint import exception
 
 #: keystonemiddleware's own group.
@@ -120,16 +119,3 @@ def check(conf):
         raise exception.ConfigError(
             '[%s] auth_type = %s needs %s' % (
                 group, plugin, ', '.join(opt.dest for opt in e.options)))
-
-
-class ContextMiddleware:
-    """Build the RequestContext from the identity headers."""
-
-    def __init__(self, application, enforcer):
-        self._application = application
-        self._enforcer = enforcer
-
-    def __call__(self, environ, start_response):
-        environ[util.CONTEXT_KEY] = context.RequestContext.from_environ(
-            environ, enforcer=self._enforcer)
-        return self._application(environ, start_response)

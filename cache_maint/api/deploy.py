@@ -7,81 +7,33 @@ from oslo_middleware import sizelimit
 
 from cache_maint.api import auth
 from cache_maint.api import dispatch
+from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import health
-from cache_maint.api import requestlog
+from cache_maint.api.middleware import context
+from cache_maint.api.middleware import errors
+from cache_maint.api.middleware import paths
+from cache_maint.api.middleware import peer
+from cache_maint.api.middleware import requestlog
 from cache_maint.api import router
-from cache_maint.api import util
 from cache_maint import policy
 
 
-class _PublicBypass:
-    """Serve public routes (version discovery) without authentication."""
+def loadapp(conf, cache, runner, flights):
+    """Build the API application over a cache and its runs.
 
-    def __init__(self, authenticated, public):
-        self._authenticated = authenticated
-        self._public = public
-
-    def __call__(self, environ, start_response):
-        if router.is_public(environ.get('PATH_INFO', '')):
-            return self._public(environ, start_response)
-        return self._authenticated(environ, start_response)
-
-
-class _Mount:
-    """Serve one path with its own application (``/healthcheck``)."""
-
-    def __init__(self, application, path, mounted):
-        self._application = application
-        self._path = path
-        self._mounted = mounted
-
-    def __call__(self, environ, start_response):
-        if environ.get('PATH_INFO') == self._path:
-            return self._mounted(environ, start_response)
-        return self._application(environ, start_response)
-
-
-class _RememberPeer:
-    """Keep the address the connection really came from.
-
-    HTTPProxyToWSGI, when enabled, replaces REMOTE_ADDR with what a
-    ``Forwarded`` header claims; whether a client is on loopback must not
-    be something it can claim.
-    """
-
-    def __init__(self, application):
-        self._application = application
-
-    def __call__(self, environ, start_response):
-        environ[util.PEER_KEY] = environ.get('REMOTE_ADDR')
-        return self._application(environ, start_response)
-
-
-class _Inject:
-    """Put the runtime objects into the environ for the handlers."""
-
-    def __init__(self, application, values):
-        self._application = application
-        self._values = values
-
-    def __call__(self, environ, start_response):
-        environ.update(self._values)
-        return self._application(environ, start_response)
-
-
-def loadapp(conf, runner):
-    """Build the API application around a TaskRunner.
+    ``runner`` (a TaskRunner) keeps the record of runs and ``flights``
+    (singleflight.Flights) shares runs between requests; the handlers and
+    the health checks are given these, nothing else.
 
     Listed from the inside out. The router dispatches to the handlers; the
     context middleware builds the request context the handlers check
     policies against, from the identity headers that the auth strategy
     sets once the token checks out (its own errors made JSON). Public
-    routes (discovery) skip authentication. The runtime objects are
-    injected for the handlers, and the fault wrapper turns whatever escapes
-    into a JSON 500. Outside those come the operator's middleware: the
-    request body size limit, ``/healthcheck`` (with its own fault wrapper,
-    and its own answers: oslo.middleware's), CORS (only if
-    ``[cors] allowed_origin`` is set), proxy headers (only if
+    routes (discovery) skip authentication, and the fault wrapper turns
+    whatever escapes into a JSON 500. Outside those come the operator's
+    middleware: the request body size limit, ``/healthcheck`` (with its
+    own fault wrapper, and its own answers: oslo.middleware's), CORS (only
+    if ``[cors] allowed_origin`` is set), proxy headers (only if
     ``[oslo_middleware] enable_proxy_headers_parsing`` is set; the peer's
     own address is kept before they rewrite it), one log line per request,
     and, outermost, the ``x-openstack-request-id`` that every response
@@ -90,25 +42,26 @@ def loadapp(conf, runner):
     enforcer = policy.make_enforcer(conf)
 
     def authenticate(application):
-        application = auth.ContextMiddleware(application, enforcer)
+        application = context.ContextMiddleware(application, enforcer)
         if conf.api.auth_strategy == 'noauth2':
             return auth.NoAuth2(application)
-        return dispatch.JSONErrors(auth.keystone(application, conf))
+        return errors.JSONErrors(auth.keystone(application, conf))
 
-    dispatcher = dispatch.Dispatcher(router.Router(router.ROUTES))
-    application = _PublicBypass(authenticate(dispatcher), dispatcher)
-    application = _Inject(application, {util.RUNNER_KEY: runner,
-                                        util.CONF_KEY: conf})
-    application = dispatch.FaultWrapper(application)
-    application = dispatch.JSONErrors(
+    handlers = cache_handlers.CacheHandlers(cache, runner, flights,
+                                            conf.api.task_wait_timeout)
+    dispatcher = dispatch.Dispatcher(router.Router(router.routes(handlers)))
+    application = paths.PublicBypass(authenticate(dispatcher), dispatcher)
+    application = errors.FaultWrapper(application)
+    application = errors.JSONErrors(
         sizelimit.RequestBodySizeLimiter(application, conf))
     # Outside JSONErrors: a failing check's 503 keeps oslo.middleware's
     # body, which says which check failed.
-    application = _Mount(application, '/healthcheck', dispatch.FaultWrapper(
-        health.HealthcheckRoute(application, conf, runner, authenticate)))
+    application = paths.Mount(application, '/healthcheck', errors.FaultWrapper(
+        health.HealthcheckRoute(application, conf, cache, runner,
+                                authenticate)))
     if conf.cors.allowed_origin:
         application = cors.CORS(application, conf)
     application = http_proxy_to_wsgi.HTTPProxyToWSGI(application, conf)
-    application = _RememberPeer(application)
+    application = peer.RememberPeer(application)
     application = requestlog.RequestLog(application)
     return request_id.RequestId(application)

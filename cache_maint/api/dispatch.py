@@ -1,7 +1,7 @@
 """The innermost WSGI application: route, call the handler, map errors.
 
-Every error leaves as JSON: webob HTTP errors raised by the router and the
-handlers, and cache-maint's own errors, which carry an HTTP code and a public
+The errors the router and the handlers raise leave as JSON here: webob's
+HTTP errors, and cache-maint's own, which carry an HTTP code and a public
 message that names no host path (the full message goes to the log).
 """
 
@@ -52,47 +52,3 @@ def _path(req):
     except UnicodeDecodeError:
         raise webob.exc.HTTPBadRequest(
             'The request path is not valid percent-encoded UTF-8.')
-
-
-class JSONErrors:
-    """Re-express a middleware's non-JSON error in the API's JSON shape.
-
-    keystonemiddleware, for one, answers 503 in HTML when Keystone is
-    unreachable.
-    """
-
-    _KEPT_HEADERS = ('allow', 'retry-after', 'www-authenticate')
-
-    def __init__(self, application):
-        self._application = application
-
-    def __call__(self, environ, start_response):
-        response = webob.Request(environ).get_response(self._application)
-        if (response.status_int >= 400
-                and response.content_type != 'application/json'):
-            kept = [(name, value) for name, value in response.headers.items()
-                    if name.lower() in self._KEPT_HEADERS]
-            response = util.error_response(
-                response.status_int,
-                '%s: the request could not be completed.'
-                % response.status.split(' ', 1)[-1], kept)
-        return response(environ, start_response)
-
-
-class FaultWrapper:
-    """Last resort: any unexpected exception becomes a JSON 500."""
-
-    def __init__(self, application):
-        self._application = application
-
-    def __call__(self, environ, start_response):
-        try:
-            return self._application(environ, start_response)
-        except Exception:
-            LOG.exception('Unexpected error serving %s %s',
-                          util.loggable(environ.get('REQUEST_METHOD', '')),
-                          util.loggable(environ.get('PATH_INFO', '')))
-            response = util.error_response(
-                500, 'The server hit an unexpected error; the cache-maint '
-                     'log has the details.')
-            return response(environ, start_response)

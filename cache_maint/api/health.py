@@ -31,8 +31,9 @@ class _Check(pluginbase.HealthcheckBaseExtension):
 
     name = None
 
-    def __init__(self, conf, runner):
+    def __init__(self, conf, cache, runner):
         super().__init__(conf, {})
+        self.cache = cache
         self.runner = runner
 
     def healthcheck(self, server_port):
@@ -55,7 +56,7 @@ class CacheDirCheck(_Check):
     failure = 'image cache directory not usable'
 
     def problem(self):
-        self.runner.driver.cachedir.check_usable()
+        self.cache.files.check_usable()
 
 
 class MetadataCheck(_Check):
@@ -63,7 +64,7 @@ class MetadataCheck(_Check):
     failure = 'image cache metadata store not reachable'
 
     def problem(self):
-        self.runner.driver.ping()
+        self.cache.metadata.ping()
 
 
 class RunsCheck(_Check):
@@ -97,14 +98,14 @@ def check(conf):
 class _Healthcheck(healthcheck.Healthcheck):
     """oslo.middleware's healthcheck, with cache-maint's backends too."""
 
-    def __init__(self, application, conf, runner, detailed):
+    def __init__(self, application, conf, cache, runner, detailed):
         super().__init__(application, conf)
         # oslo.middleware loads only the backends named in the options, by
         # entry point; cache-maint's need the running service, so they are
         # made here and join those.
         self._backends.extensions.extend(
             stevedore.extension.Extension(cls.name, None, cls,
-                                          cls(conf, runner))
+                                          cls(conf, cache, runner))
             for cls in CHECKS)
         if detailed:
             self._show_details = True
@@ -117,10 +118,10 @@ class HealthcheckRoute:
     token is a 401, as anywhere else); an admin's gets the details.
     """
 
-    def __init__(self, application, conf, runner, authenticate):
-        self._terse = _Healthcheck(application, conf, runner,
+    def __init__(self, application, conf, cache, runner, authenticate):
+        self._terse = _Healthcheck(application, conf, cache, runner,
                                    conf.healthcheck.detailed)
-        self._detailed = _Healthcheck(application, conf, runner, True)
+        self._detailed = _Healthcheck(application, conf, cache, runner, True)
         self._by_role = authenticate(self._choose_by_role)
 
     def __call__(self, environ, start_response):

@@ -1,40 +1,47 @@
 """The route table of the API, and dispatch from it.
 
-ROUTES maps each path template to ``{method: handler}``. It is the map of the
-API: dispatch reads it, the 404 and 405 (with ``Allow``) answers are derived
-from it, and a test walks it to prove every non-public route is guarded by a
-policy. Path templates hold literal segments and ``{name}`` segments, which
-match one non-empty segment and are passed to the handler as keyword
-arguments.
+``routes()`` maps each path template to ``{method: handler}``. It is the map
+of the API: dispatch reads it, the 404 and 405 (with ``Allow``) answers are
+derived from it, and a test walks it to prove every non-public route is
+guarded by a policy. Path templates hold literal segments and ``{name}``
+segments, which match one non-empty segment and are passed to the handler
+as keyword arguments.
 """
 
 import re
 
 import webob.exc
 
-from cache_maint.api.handlers import cache
 from cache_maint.api.handlers import schemas
 from cache_maint.api.handlers import versions
 
-# Literal paths are tried before templates, in this order: /v2/cache/clean
-# is the clean route, never an image called "clean"; likewise prune and
-# runs.
-ROUTES = {
-    '/': {'GET': versions.multiple_choices},
-    '/versions': {'GET': versions.list_versions},
-    '/v2': {'GET': versions.list_versions},
-    '/v2/': {'GET': versions.list_versions},
-    '/v2/schemas/metadefs/resource_type': {
-        'GET': schemas.get_resource_type_schema},
-    '/v2/cache': {'GET': cache.list_cache, 'DELETE': cache.clear_cache},
-    '/v2/cache/clean': {'POST': cache.clean_cache},
-    '/v2/cache/prune': {'POST': cache.prune_cache},
-    '/v2/cache/runs': {'GET': cache.list_runs},
-    '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
-    '/v2/cache/{image_id}': {'PUT': cache.queue_image,
-                             'DELETE': cache.delete_image},
-    '/v2/images/{image_id}': {'GET': cache.show_image_reference},
-}
+
+def routes(cache):
+    """The route table, with the cache routes served by ``cache``.
+
+    ``cache`` is a ``handlers.cache.CacheHandlers``; given the class
+    itself, the table names the same routes (what the tests walk).
+    """
+    # Literal paths are tried before templates, in this order:
+    # /v2/cache/clean is the clean route, never an image called "clean";
+    # likewise prune and runs.
+    return {
+        '/': {'GET': versions.multiple_choices},
+        '/versions': {'GET': versions.list_versions},
+        '/v2': {'GET': versions.list_versions},
+        '/v2/': {'GET': versions.list_versions},
+        '/v2/schemas/metadefs/resource_type': {
+            'GET': schemas.get_resource_type_schema},
+        '/v2/cache': {'GET': cache.list_cache, 'DELETE': cache.clear_cache},
+        '/v2/cache/clean': {'POST': cache.clean_cache},
+        '/v2/cache/prune': {'POST': cache.prune_cache},
+        '/v2/cache/runs': {'GET': cache.list_runs},
+        '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
+        '/v2/cache/{image_id}': {'PUT': cache.queue_image,
+                                 'DELETE': cache.delete_image},
+        '/v2/images/{image_id}': {'GET': cache.show_image_reference},
+    }
+
 
 #: Routes served without authentication: version discovery and a static
 #: schema, which Glance's clients fetch before anything else.

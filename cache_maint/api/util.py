@@ -5,12 +5,15 @@ import json
 import webob
 import webob.exc
 
-#: Keys under which the middleware hands objects to the handlers.
+#: Where the context middleware leaves the request's RequestContext.
 CONTEXT_KEY = 'cache_maint.context'
-RUNNER_KEY = 'cache_maint.runner'
-CONF_KEY = 'cache_maint.conf'
 #: The address the connection came from, whatever proxy headers claim.
 PEER_KEY = 'cache_maint.peer'
+
+
+def context(req):
+    """The RequestContext of an authenticated request."""
+    return req.environ[CONTEXT_KEY]
 
 
 #: Most bytes of what a client sent that a log line quotes.

@@ -14,21 +14,23 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from cache_maint import cache as cm_cache
 from cache_maint.cmd import common
-from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import images
-from cache_maint import runner
+from cache_maint import runs
 
 LOG = logging.getLogger(__name__)
 
 
-def _clean(task_runner, conf):
+def _clean(conf, cache, stop):
+    task_runner = runs.TaskRunner(conf, cache, stop)
     _print_json(task_runner.clean(wait=conf.command.wait,
                                   trigger='command line').to_dict())
 
 
-def _prune(task_runner, conf):
+def _prune(conf, cache, stop):
+    task_runner = runs.TaskRunner(conf, cache, stop)
     result = task_runner.prune(wait=conf.command.wait,
                                trigger='command line')
     _print_json(result.to_dict())
@@ -37,15 +39,15 @@ def _prune(task_runner, conf):
                  'finished; the next prune finishes the work')
 
 
-def _db_sync(task_runner, conf):
+def _db_sync(conf, cache, stop):
     # Only the database is touched: no cache directory is needed here.
-    created = task_runner.driver.sync_schema()
+    created = cache.metadata.sync_schema()
     print('Created tables: %s' % ', '.join(created) if created
           else 'The cache tables already exist; nothing to do.')
 
 
-def _list(task_runner, conf):
-    listing = images.list_cache(task_runner.driver)
+def _list(conf, cache, stop):
+    listing = images.list_cache(cache)
     if conf.command.format == 'json':
         _print_json(listing)
         return
@@ -119,18 +121,17 @@ def main(argv=None):
                               log_to_stderr=True)
     stop = threading.Event()
     _stop_on_signals(stop)
-    driver = None
+    cache = None
     try:
-        driver = drivers.load_driver(conf)
+        cache = cm_cache.Cache.from_conf(conf)
         if conf.command.name != 'db-sync':
-            driver.setup()
-        COMMANDS[conf.command.name](runner.TaskRunner(conf, driver, stop),
-                                    conf)
+            cache.setup()
+        COMMANDS[conf.command.name](conf, cache, stop)
     except exception.CacheMaintError as e:
         sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))
     finally:
-        if driver is not None:
-            driver.close()
+        if cache is not None:
+            cache.close()
 
 
 if __name__ == '__main__':

@@ -29,8 +29,8 @@ from cache_maint.api import auth
 from cache_maint.api import deploy
 from cache_maint.api import health
 from cache_maint.api import server
+from cache_maint import cache
 from cache_maint import conf as cm_conf
-from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import locks
 from cache_maint import policy
@@ -54,7 +54,7 @@ def check_configuration(conf):
     health.check(conf)
     # Building the application reads the middleware options and registers
     # those of the libraries that register theirs as they start.
-    deploy.loadapp(conf, runner=None)
+    deploy.loadapp(conf, cache=None, runner=None, flights=None)
     cm_conf.check(conf)
 
 
@@ -64,21 +64,20 @@ def check_node(conf):
     Creates nothing: a refused start leaves the disk and the database as
     they were.
     """
-    driver = drivers.load_driver(conf)
+    node_cache = cache.Cache.from_conf(conf)
     try:
-        driver.cachedir.check_usable()
-        driver.check_metadata()
+        node_cache.check()
     finally:
-        driver.close()
+        node_cache.close()
 
 
 def prepare(conf):
     """Create what Glance would create in the cache if it is missing."""
-    driver = drivers.load_driver(conf)
+    node_cache = cache.Cache.from_conf(conf)
     try:
-        driver.setup()
+        node_cache.setup()
     finally:
-        driver.close()
+        node_cache.close()
 
 
 class Claims:

@@ -1,9 +1,9 @@
 """The driver contract: where a Glance cache keeps its image metadata.
 
-The files are the same for every driver (see ``cache_maint.cachedir``); a
+The files are the same for every driver (``cache_maint.cachedir``); a
 driver only knows where Glance records when each image was cached, how
-often and how recently it was read. Maintenance code talks to drivers only
-through this class.
+often and how recently it was read. ``cache_maint.cache.Cache`` puts the
+two together; maintenance code talks to drivers only through this class.
 """
 
 import abc
@@ -13,7 +13,6 @@ import typing
 
 from oslo_log import log as logging
 
-from cache_maint import cachedir
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
@@ -128,7 +127,6 @@ class Driver(abc.ABC):
 
     def __init__(self, conf):
         self.conf = conf
-        self.cachedir = cachedir.CacheDir(conf.image_cache_dir)
         self._reported = set()
 
     def report_odd(self, rows):
@@ -147,19 +145,7 @@ class Driver(abc.ABC):
                         'size=%s hits=%s', self.name,
                         *(_short.repr(value) for value in row))
 
-    def setup(self):
-        """Check the cache directory and the metadata store.
-
-        What Glance would create when it is missing is created, once both
-        checked out: a start refused for a bad setting leaves the disk and
-        the database as they were.
-        """
-        self.cachedir.check_usable()
-        self.check_metadata()
-        self.cachedir.prepare()
-        self.setup_metadata()
-
-    def check_metadata(self):
+    def check(self):
         """Check the metadata settings and store, creating nothing."""
 
     def identity_problem(self):
@@ -177,16 +163,28 @@ class Driver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def setup_metadata(self):
-        """Create the metadata store (or this node's part of it) if absent."""
+    def setup(self):
+        """Create the metadata store (or this node's part of it) if absent.
+
+        Called once ``check()`` passed and the cache directory is prepared.
+        """
 
     @abc.abstractmethod
-    def lru_ids(self):
-        """The ids of every recorded image, least recently used first.
+    def lru_order(self, files):
+        """The recorded ids of the images in ``files``, LRU first.
 
-        Ties in last access are broken deterministically (by caching order
-        where the driver knows it). One read, whatever the size of the
-        cache.
+        ``files`` is a scan of the cache directory ({image_id:
+        CachedFile}); a record without a file there is left out. Ties in
+        last access are broken deterministically (by caching order where
+        the driver knows it). One read, whatever the size of the cache.
+        """
+
+    @abc.abstractmethod
+    def recorded_ids(self):
+        """Every id this node has a record for, in no particular order.
+
+        What clean looks through for records whose file is gone. A driver
+        whose records are the files themselves has none apart from them.
         """
 
     @abc.abstractmethod
@@ -232,24 +230,6 @@ class Driver(abc.ABC):
         For files that stayed after all: an image glance-api has meanwhile
         recorded again keeps its new record.
         """
-
-    def snapshot(self):
-        """(recorded ids in LRU order, {image_id: CachedFile}) for a run.
-
-        Records are read before the directory is scanned: glance-api
-        creates a file before its record and removes it before its record,
-        so a record whose file is missing from the later scan is stale.
-        """
-        lru_ids = self.lru_ids()
-        return lru_ids, self.cachedir.scan_images()
-
-    def lru_order(self, files):
-        """The recorded ids in LRU order, for a scan already made.
-
-        Drivers that keep their records in the files themselves read them
-        from ``files``; the others read their records now.
-        """
-        return self.lru_ids()
 
     def cached_nodes(self, image_id):
         """URLs of the nodes whose cache holds the image."""

@@ -23,7 +23,7 @@ from cache_maint import exception
 LOG = logging.getLogger(__name__)
 
 # Ids per DELETE: one short transaction each. A batch of prune's is one.
-FORGET_BATCH = 2000
+IDS_PER_DELETE = 2000
 
 #: Seconds past the present within which a record's last_modified is taken
 #: as made now, not by a clock that was ahead (forget's recorded_before).
@@ -180,7 +180,7 @@ class CentralizedDbDriver(base.Driver):
                 .where(_nodes.c.node_reference_url == self.url)
                 .scalar_subquery())
 
-    def check_metadata(self):
+    def check(self):
         if not self.url:
             raise exception.ConfigError(
                 '[DEFAULT] worker_self_reference_url is not set; the '
@@ -250,14 +250,8 @@ class CentralizedDbDriver(base.Driver):
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'reach the database')
 
-    def setup_metadata(self):
+    def setup(self):
         self._ensure_node()
-        if self.cachedir.scan_images():
-            problem = self.identity_problem()
-            if problem:
-                LOG.warning('The cached images cannot be maintained as they '
-                            'should: %s. Prune will not evict them as '
-                            'untracked until this node has records.', problem)
 
     def _ensure_node(self):
         """Create this node's node_reference row, as glance-api does."""
@@ -280,14 +274,18 @@ class CentralizedDbDriver(base.Driver):
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'register this node')
 
-    def lru_ids(self):
-        return self.lru_order(None)
+    def recorded_ids(self):
+        return self._ids(sa.select(_images.c.image_id).where(
+            _images.c.node_reference_id == self._node_scope()))
 
     def lru_order(self, files):
-        """This node's ids, LRU first; with a scan, only what it saw."""
-        query = (sa.select(_images.c.image_id)
-                 .where(_images.c.node_reference_id == self._node_scope())
-                 .order_by(_images.c.last_accessed, _images.c.id))
+        return self._ids(
+            sa.select(_images.c.image_id)
+            .where(_images.c.node_reference_id == self._node_scope())
+            .order_by(_images.c.last_accessed, _images.c.id), files)
+
+    def _ids(self, query, files=None):
+        """The ids ``query`` selects; with a scan, only those it saw."""
         try:
             with self.engine.connect() as conn:
                 ids = conn.execute(query).scalars()
@@ -350,10 +348,10 @@ class CentralizedDbDriver(base.Driver):
                     time.time() + RECORDED_MARGIN)))
         try:
             with self.all_or_nothing(deleted):
-                for start in range(0, len(image_ids), FORGET_BATCH):
+                for start in range(0, len(image_ids), IDS_PER_DELETE):
                     where = (_images.c.node_reference_id
                              == self._node_scope(), _images.c.image_id.in_(
-                                 image_ids[start:start + FORGET_BATCH]),
+                                 image_ids[start:start + IDS_PER_DELETE]),
                              *scope)
                     with self.engine.begin() as conn:
                         deleted += [

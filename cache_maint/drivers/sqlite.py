@@ -16,6 +16,7 @@ import urllib.parse
 
 from oslo_log import log as logging
 
+from cache_maint import cachedir
 from cache_maint.drivers import base
 from cache_maint import exception
 from cache_maint import locks
@@ -41,13 +42,15 @@ CREATE TABLE IF NOT EXISTS cached_images (
 # tried again too: a reader waiting for its SHARED lock holds no lock, so
 # its wait keeps no one out, and under load (many API requests, glance-api
 # writing) one second without the lock is no reason to fail a request.
+# Any statement, query or write, that still finds the database locked is
+# tried LOCKED_ATTEMPTS times in all, LOCKED_PAUSE seconds apart.
 BUSY_TIMEOUT = 1.0
-WRITE_ATTEMPTS = 5
-WRITE_PAUSE = 0.2
+LOCKED_ATTEMPTS = 5
+LOCKED_PAUSE = 0.2
 
 # Ids per DELETE, one short transaction (tens of ms on a busy disk): fewer
 # commits, fewer fsyncs. SQLite before 3.32 allows 999 variables only.
-FORGET_BATCH = 2000
+IDS_PER_DELETE = 2000
 
 _COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
 
@@ -112,10 +115,10 @@ class SqliteDriver(base.Driver):
         finally:
             conn.close()
 
-    def check_metadata(self):
+    def check(self):
         self._refuse_creating_outside()
 
-    def setup_metadata(self):
+    def setup(self):
         # Glance runs this CREATE under the same lock at every start; it
         # creates the table (and the file) when absent and is a no-op
         # otherwise. The SELECT then proves the table is Glance's.
@@ -129,11 +132,8 @@ class SqliteDriver(base.Driver):
         # Glance joins the option to the cache dir, so an absolute path or
         # '..' may point elsewhere. Use such a database if it exists, but
         # never create one outside the cache directory.
-        inside = os.path.commonpath([
-            os.path.realpath(self.conf.image_cache_dir),
-            os.path.realpath(self.db_path)]) == os.path.realpath(
-                self.conf.image_cache_dir)
-        if not inside and not os.path.exists(self.db_path):
+        if not (cachedir.is_inside(self.conf.image_cache_dir, self.db_path)
+                or os.path.exists(self.db_path)):
             raise exception.ConfigError(
                 '[DEFAULT] image_cache_sqlite_db points to %s, outside '
                 'image_cache_dir, and it does not exist; cache-maint only '
@@ -144,9 +144,10 @@ class SqliteDriver(base.Driver):
         with self._connect() as conn:
             _query(conn, 'SELECT 1 FROM cached_images LIMIT 1').fetchall()
 
-    def lru_ids(self):
+    def recorded_ids(self):
         with self._connect() as conn:
-            return [image_id for (image_id,) in _query(conn, _LRU_QUERY)]
+            return [image_id for (image_id,) in _query(
+                conn, 'SELECT image_id FROM cached_images')]
 
     def lru_order(self, files):
         # Streamed from the cursor, keeping only what the scan saw and as
@@ -176,7 +177,7 @@ class SqliteDriver(base.Driver):
                      'last_modified > ?)')
             bounds = [recorded_before, time.time() + RECORDED_MARGIN]
         with self.all_or_nothing(deleted), self._connect() as conn:
-            step = min(FORGET_BATCH, conn.getlimit(
+            step = min(IDS_PER_DELETE, conn.getlimit(
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(bounds))
             for start in range(0, len(image_ids), step):
                 batch = image_ids[start:start + step]
@@ -214,10 +215,10 @@ def _query(conn, sql):
 
 
 def _execute(conn, sql, params):
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
         try:
             return conn.execute(sql, params)
         except sqlite3.OperationalError as e:
-            if 'locked' not in str(e) or attempt == WRITE_ATTEMPTS:
+            if 'locked' not in str(e) or attempt == LOCKED_ATTEMPTS:
                 raise
-            time.sleep(WRITE_PAUSE)
+            time.sleep(LOCKED_PAUSE)

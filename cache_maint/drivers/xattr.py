@@ -3,8 +3,10 @@
 A cached image's hit count is its ``user.hits`` extended attribute, and its
 last access is its ``st_atime``, so the filesystem must support user
 extended attributes and update access times (``relatime`` does, coarsely).
-Glance lists the whole directory again for every image it evicts; here one
-scan gives both the files and their LRU order.
+Glance lists the whole directory again for every image it evicts; here the
+scan prune makes anyway gives the LRU order. Its records being the files,
+this driver alone reads the cache directory (through a ``CacheDir`` of its
+own) to list them.
 """
 
 import errno
@@ -27,7 +29,11 @@ class XattrDriver(base.Driver):
 
     name = 'xattr'
 
-    def setup_metadata(self):
+    def __init__(self, conf):
+        super().__init__(conf)
+        self._files = cachedir.CacheDir(conf.image_cache_dir)
+
+    def setup(self):
         # Glance probes with a file in the cache dir and silently falls
         # back to sqlite when it fails; we refuse to guess instead. The
         # probe lives in incomplete/ (opened without following a link),
@@ -59,20 +65,16 @@ class XattrDriver(base.Driver):
                 'cannot check extended attributes in %s: %s'
                 % (self.conf.image_cache_dir, e))
 
-    def snapshot(self):
-        """One scan: every image file is recorded, in Glance's LRU order."""
-        files = self.cachedir.scan_images()
-        return self.lru_order(files), files
-
-    def lru_ids(self):
-        return self.snapshot()[0]
-
     def lru_order(self, files):
         return _lru_order(files.values())
 
+    def recorded_ids(self):
+        """None apart from the files: no record outlives its file."""
+        return []
+
     def list_records(self):
         records = []
-        for cached in self.cachedir.scan_images().values():
+        for cached in self._files.scan_images().values():
             records.append(base.ImageRecord(
                 image_id=cached.image_id,
                 last_accessed=int(cached.atime),

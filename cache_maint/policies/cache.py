@@ -12,7 +12,7 @@ from cache_maint.policies import base
 ADMIN = base.ADMIN
 
 LIST = 'cache_list'
-IMAGE = 'cache_image'
+QUEUE = 'cache_image'
 DELETE = 'cache_delete'
 NODES = 'list_cached_nodes'
 CLEAN = 'cache_clean'
@@ -29,7 +29,7 @@ rules = [
         operations=[{'path': '/v2/cache', 'method': 'GET'},
                     {'path': '/v2/images/{image_id}', 'method': 'GET'}]),
     policy.DocumentedRuleDefault(
-        name=IMAGE,
+        name=QUEUE,
         check_str=ADMIN,
         scope_types=['project'],
         description='Queue an image for caching.',

@@ -12,9 +12,10 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from cache_maint.api import deploy
+from cache_maint import cache as cm_cache
 from cache_maint import conf as cm_conf
-from cache_maint import drivers
-from cache_maint import runner
+from cache_maint import runs
+from cache_maint import singleflight
 
 DEFAULT_FILES = ('/etc/glance/glance-api.conf',
                  '/etc/cache-maint/cache-maint.conf')
@@ -34,9 +35,11 @@ def init_application():
     conf([], project='cache-maint', default_config_files=_config_files())
     cm_conf.check(conf)
     logging.setup(conf, 'cache-maint')
-    driver = drivers.load_driver(conf)
-    driver.setup()
-    return deploy.loadapp(conf, runner.TaskRunner(conf, driver))
+    cache = cm_cache.Cache.from_conf(conf)
+    cache.setup()
+    task_runner = runs.TaskRunner(conf, cache)
+    return deploy.loadapp(conf, cache, task_runner,
+                          singleflight.Flights(task_runner))
 
 
 application = init_application()

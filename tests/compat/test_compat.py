@@ -305,7 +305,7 @@ def test_glance_xattr_prune_lists_the_directory_per_victim(tmp_path):
     """The quadratic Glance prune that cache-maint does not have."""
     from glance.image_cache.drivers import xattr as glance_xattr
 
-    from cache_maint import drivers
+    from cache_maint import cache as cm_cache
     from cache_maint import maintenance
     from tests import base
 
@@ -332,12 +332,12 @@ def test_glance_xattr_prune_lists_the_directory_per_victim(tmp_path):
         glance_xattr.os.listdir = real_listdir
     assert len(listings) > 20
 
-    driver = drivers.load_driver(base.make_conf(
+    subject = cm_cache.Cache.from_conf(base.make_conf(
         ours.path, image_cache_driver='xattr'))
-    driver.setup()
+    subject.setup()
     scans = []
-    real_scan = driver.cachedir.scan_images
-    driver.cachedir.scan_images = lambda: scans.append(1) or real_scan()
-    assert maintenance.prune(driver, 10 * KIB).files == 20
+    real_scan = subject.files.scan_images
+    subject.files.scan_images = lambda: scans.append(1) or real_scan()
+    assert maintenance.prune(subject, 10 * KIB).files == 20
     assert scans == [1]
     assert ours.images() == theirs.images()

@@ -24,16 +24,20 @@ import threading
 from keystoneauth1 import fixture as ksa_fixture
 import pytest
 
+from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import router
 from tests import base
 from tests.faults import hostile
 from tests.functional import helpers
 
+#: The route table, walked: the paths and methods the API serves.
+ROUTES = router.routes(cache_handlers.CacheHandlers)
+
 KIB = base.KIB
 
-GUARDED = [(path, method) for path, methods in sorted(router.ROUTES.items())
+GUARDED = [(path, method) for path, methods in sorted(ROUTES.items())
            for method in sorted(methods) if not router.is_public(path)]
-PUBLIC = [(path, method) for path, methods in sorted(router.ROUTES.items())
+PUBLIC = [(path, method) for path, methods in sorted(ROUTES.items())
           for method in sorted(methods) if router.is_public(path)]
 
 

@@ -316,15 +316,37 @@ def _kinds_left(planted, place):
             for kind, image_id in planted.ids.items()}
 
 
-@pytest.mark.parametrize('driver', ['sqlite', 'xattr'])
-def test_planted_entries_are_never_followed(tmp_path, driver):
-    """Clean, prune, list, queue, delete and clear around planted links.
+HARD_SIZE = len(b'linked from the cache\n')
 
-    Through the CLI and the API alike: no canary outside the cache changes
-    (content, mode, presence, the dangling link's target is never created),
-    no FIFO blocks the service, only regular files named by an id are
-    images, and an id that is only a link is a 404 for delete.
+
+class PlantedSite:
+    """Two images, a queued one and every hostile entry; a daemon on it.
+
+    The daemon's limit is one byte, so prune has everything to evict.
     """
+
+    def __init__(self, tmp_path, driver, daemon):
+        self.root = tmp_path
+        self.driver = driver
+        self.daemon = daemon
+
+    def api(self, method, path, status, **kwargs):
+        reply = hostile.raw_request(self.daemon.port, method, path.encode(),
+                                    **kwargs)
+        assert reply.status == status, (method, path, reply,
+                                        self.daemon.diagnostics())
+        return reply
+
+
+@pytest.fixture(params=['sqlite', 'xattr'])
+def planted(request, tmp_path):
+    """A PlantedSite; afterwards, nothing outside the cache has changed.
+
+    No canary changed content, mode or presence, the dangling link's
+    target was never created, the hard-linked canaries kept their one
+    other name, and the service logged no traceback.
+    """
+    driver = request.param
     if driver == 'sqlite':
         cache = base.SqliteCache(tmp_path / 'cache')
     else:
@@ -333,90 +355,101 @@ def test_planted_entries_are_never_followed(tmp_path, driver):
     real = [cache.add_image(size=3 * KIB, last_accessed=1000.0 + i)
             for i in range(2)]
     queued = cache.queue()
-    planted = Planted(tmp_path, cache)
-    outside = planted.outside_state()
-    hard_size = len(b'linked from the cache\n')
-
+    entries = Planted(tmp_path, cache)
+    outside = entries.outside_state()
     with hostile.running_daemon(tmp_path, cache.path,
                                 image_cache_driver=driver,
                                 image_cache_max_size=1) as daemon:
-        def api(method, path, status, **kwargs):
-            reply = hostile.raw_request(daemon.port, method, path.encode(),
-                                        **kwargs)
-            assert reply.status == status, (method, path, reply,
-                                            daemon.diagnostics())
-            return reply
-
-        # Listing: links, FIFOs and directories are neither cached nor
-        # queued; a hard link is a regular file, so in queue/ it is queued.
-        listing = api('GET', '/v2/cache', 200).json()
-        cached = {r['image_id'] for r in listing['cached_images']}
-        assert cached == set(real) | (
-            {planted.ids['hardlink']} if driver == 'xattr' else set())
-        assert set(listing['queued_images']) == {queued,
-                                                 planted.ids['hardlink']}
-
-        # Queueing never follows: whatever already holds the name wins.
-        for image_id in (planted.link_only_ids()
-                         + list(planted.queue_only.values())):
-            api('PUT', '/v2/cache/%s' % image_id, 202)
-        assert planted.outside_state() == outside
-
-        # An id that is only a link, a FIFO or a directory is not cached.
-        for image_id in (planted.link_only_ids()
-                         + list(planted.queue_only.values())):
-            reply = api('DELETE', '/v2/cache/%s' % image_id, 404)
-            hostile.assert_clean_error(reply, 404, tmp_path)
-        assert planted.outside_state() == outside
-        assert all(_kinds_left(planted, '').values())
-
-        # clean and prune from the command line, then from the API.
-        cleaned = hostile.manage_json(daemon, 'clean')
-        # invalid/ and incomplete/ (all stalled) lose every entry that is
-        # not a directory; only the hard links' bytes were freed.
-        assert cleaned == {'total_files_cleaned': 2 * 5,
-                           'total_bytes_cleaned': 2 * hard_size}
-        pruned = hostile.manage_json(daemon, 'prune')
-        # Everything is over the 1-byte limit: the two images and the hard
-        # link (untracked, an hour old, evicted first) go; nothing else.
-        assert pruned == {'total_files_pruned': 3,
-                          'total_bytes_pruned': 6 * KIB + hard_size}
-        assert api('POST', '/v2/cache/clean', 200).json() == {
-            'total_files_cleaned': 0, 'total_bytes_cleaned': 0}
-        assert api('POST', '/v2/cache/prune', 200).json() == {
-            'total_files_pruned': 0, 'total_bytes_pruned': 0}
-        # The hard links' canaries lost a name, not a byte: ``tree``
-        # records names, content and modes, not link counts.
-        assert planted.outside_state() == outside
-        assert hostile.answers(daemon)
-
-        for place in ('invalid', 'incomplete'):
-            assert planted.listing(place) == {planted.ids['dir']}, place
-        left = _kinds_left(planted, '')
-        assert left == dict({k: True for k in planted.KINDS},
-                            hardlink=False)
-
-        # Clearing the cache leaves what is no image; clearing the queue
-        # removes every link in it, never what they point at.
-        api('DELETE', '/v2/cache', 204,
-            headers=[(b'x-image-cache-clear-target', b'cache')])
-        assert _kinds_left(planted, '') == left
-        api('DELETE', '/v2/cache', 204,
-            headers=[(b'x-image-cache-clear-target', b'queue')])
-        assert planted.listing('queue') == {planted.ids['dir']}
-        api('DELETE', '/v2/cache', 204)
-        assert _kinds_left(planted, '') == left
-        listing = api('GET', '/v2/cache', 200).json()
-        assert listing == {'cached_images': [], 'queued_images': []}
+        site = PlantedSite(tmp_path, driver, daemon)
+        site.cache, site.real, site.queued = cache, real, queued
+        site.entries = entries
+        yield site
         assert hostile.answers(daemon)
         log = daemon.log()
-
-    assert planted.outside_state() == outside
-    for canary in planted.hard_canaries.values():
+    assert entries.outside_state() == outside
+    for canary in entries.hard_canaries.values():
         st = os.stat(canary)
-        assert (st.st_nlink, stat.S_IMODE(st.st_mode)) == (1, 0o604)
-    assert not os.path.lexists(planted.dangling_target)
+        assert stat.S_IMODE(st.st_mode) == 0o604
+    assert not os.path.lexists(entries.dangling_target)
     assert 'Traceback' not in log
+
+
+def _link_ids(planted):
+    """Ids that are only links, FIFOs or directories, wherever they are."""
+    return (planted.entries.link_only_ids()
+            + list(planted.entries.queue_only.values()))
+
+
+def test_listing_shows_regular_files_only(planted):
+    """Links, FIFOs and directories are neither cached nor queued.
+
+    A hard link is a regular file: in queue/ it is queued, and, where the
+    files are the records (xattr), in the base directory it is cached.
+    """
+    hardlink = planted.entries.ids['hardlink']
+    listing = planted.api('GET', '/v2/cache', 200).json()
+    cached = {r['image_id'] for r in listing['cached_images']}
+    assert cached == set(planted.real) | (
+        {hardlink} if planted.driver == 'xattr' else set())
+    assert set(listing['queued_images']) == {planted.queued, hardlink}
+
+
+def test_queueing_never_follows(planted):
+    """Whatever already holds the name wins; nothing is followed."""
+    for image_id in _link_ids(planted):
+        planted.api('PUT', '/v2/cache/%s' % image_id, 202)
+    assert all(_kinds_left(planted.entries, '').values())
+
+
+def test_an_id_that_is_only_a_link_is_not_cached(planted):
+    for image_id in _link_ids(planted):
+        reply = planted.api('DELETE', '/v2/cache/%s' % image_id, 404)
+        hostile.assert_clean_error(reply, 404, planted.root)
+    assert all(_kinds_left(planted.entries, '').values())
+
+
+def test_clean_removes_entries_never_their_targets(planted):
+    """invalid/ and incomplete/ (all stalled) lose all but directories.
+
+    Only the hard links' bytes were freed: the other entries hold none.
+    """
+    assert hostile.manage_json(planted.daemon, 'clean') == {
+        'total_files_cleaned': 2 * 5, 'total_bytes_cleaned': 2 * HARD_SIZE}
+    for place in ('invalid', 'incomplete'):
+        assert planted.entries.listing(place) == {
+            planted.entries.ids['dir']}, place
+    assert planted.api('POST', '/v2/cache/clean', 200).json() == {
+        'total_files_cleaned': 0, 'total_bytes_cleaned': 0}
+
+
+def test_prune_evicts_images_only(planted):
+    """Over a one-byte limit, the two images and the hard link go.
+
+    The hard link is an image without a record, an hour old: evicted
+    first. Nothing else in the base directory is an image.
+    """
+    assert hostile.manage_json(planted.daemon, 'prune') == {
+        'total_files_pruned': 3,
+        'total_bytes_pruned': 6 * KIB + HARD_SIZE}
+    assert planted.api('POST', '/v2/cache/prune', 200).json() == {
+        'total_files_pruned': 0, 'total_bytes_pruned': 0}
+    assert _kinds_left(planted.entries, '') == dict(
+        {kind: True for kind in Planted.KINDS}, hardlink=False)
+
+
+def test_clearing_leaves_what_is_no_image(planted):
+    """Clearing the queue removes its links, never what they point at."""
+    left = dict({kind: True for kind in Planted.KINDS}, hardlink=False)
+    planted.api('DELETE', '/v2/cache', 204,
+                headers=[(b'x-image-cache-clear-target', b'cache')])
+    assert _kinds_left(planted.entries, '') == left
+    planted.api('DELETE', '/v2/cache', 204,
+                headers=[(b'x-image-cache-clear-target', b'queue')])
+    assert planted.entries.listing('queue') == {planted.entries.ids['dir']}
+    planted.api('DELETE', '/v2/cache', 204)
+    assert _kinds_left(planted.entries, '') == left
+    assert planted.api('GET', '/v2/cache', 200).json() == {
+        'cached_images': [], 'queued_images': []}
 
 
 def test_a_record_whose_file_became_a_link(tmp_path):

@@ -19,15 +19,11 @@ from hypothesis import strategies as st
 import pytest
 import webob
 
-from cache_maint.api import deploy
 from cache_maint.api import listing
 from cache_maint.api import util
 from cache_maint import cachedir
-from cache_maint import drivers
 from cache_maint.drivers import base as drivers_base
 from cache_maint import exception
-from cache_maint import images
-from cache_maint import runner
 from tests import base
 from tests.faults import hostile
 
@@ -77,10 +73,10 @@ def test_only_a_canonical_uuid_is_an_image_id(name):
 @hypothesis.given(candidates)
 def test_check_image_id_returns_it_or_raises_a_400(name):
     if canonical(name):
-        assert images.check_image_id(name) is name
+        assert cachedir.check_image_id(name) is name
     else:
         with pytest.raises(exception.InvalidImageId) as raised:
-            images.check_image_id(name)
+            cachedir.check_image_id(name)
         assert raised.value.code == 400
         # The answer never echoes the id back.
         assert raised.value.public_message == \
@@ -134,9 +130,7 @@ class App:
         self.cache = base.SqliteCache(path)
         conf = base.make_conf(self.cache.path,
                               api__auth_strategy='noauth2')
-        driver = drivers.load_driver(conf)
-        driver.setup()
-        self.app = deploy.loadapp(conf, runner.TaskRunner(conf, driver))
+        self.app = base.make_app(conf)
 
     def request(self, method, path, headers=None):
         req = webob.Request.blank(path, method=method)

@@ -11,11 +11,10 @@ import pytest
 import requests
 import webob
 
-from cache_maint.api import deploy
+from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import router
 from cache_maint.api import server
-from cache_maint import drivers
-from cache_maint import runner
+from cache_maint import runs
 from tests import base
 
 KIB = base.KIB
@@ -28,10 +27,7 @@ class API:
         self.cache = base.SqliteCache(tmp_path / 'cache')
         overrides.setdefault('api__auth_strategy', 'noauth2')
         self.conf = base.make_conf(self.cache.path, args, **overrides)
-        self.driver = drivers.load_driver(self.conf)
-        self.driver.setup()
-        self.runner = runner.TaskRunner(self.conf, self.driver)
-        self.app = deploy.loadapp(self.conf, self.runner)
+        self.app = base.make_app(self.conf)
 
     def request(self, method, path, token='admin', body=None, headers=None):
         req = webob.Request.blank(path, method=method)
@@ -176,14 +172,14 @@ class TestRunRecord:
         assert api.request('GET', '/v2/cache/runs').json == {'runs': []}
 
     def test_the_record_keeps_the_latest_runs(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(runner, 'RUN_HISTORY', 3)
+        monkeypatch.setattr(runs, 'RUN_HISTORY', 3)
         api = API(tmp_path)
         for _ in range(5):
             api.request('POST', '/v2/cache/clean')
-        runs = api.request('GET', '/v2/cache/runs').json['runs']
-        assert len(runs) == 3
-        assert [r['started_at'] for r in runs] == sorted(
-            r['started_at'] for r in runs)
+        record = api.request('GET', '/v2/cache/runs').json['runs']
+        assert len(record) == 3
+        assert [r['started_at'] for r in record] == sorted(
+            r['started_at'] for r in record)
 
 
 class TestAccess:
@@ -219,7 +215,8 @@ class TestAccess:
 
     def test_every_guarded_route_refuses_a_non_admin(self, api):
         """Walk the route table: nothing but discovery is open."""
-        for path, methods in router.ROUTES.items():
+        table = router.routes(cache_handlers.CacheHandlers)
+        for path, methods in table.items():
             for method in methods:
                 response = api.request(method, path, token='alice')
                 if router.is_public(path):
@@ -442,10 +439,10 @@ class TestOperatorMiddleware:
         assert response.headers['x-openstack-request-id'].startswith('req-')
 
     def test_one_log_line_per_request(self, api, caplog):
-        caplog.set_level('INFO', logger='cache_maint.api.requestlog')
+        logger = 'cache_maint.api.middleware.requestlog'
+        caplog.set_level('INFO', logger=logger)
         api.request('POST', '/v2/cache/clean')
-        lines = [r.getMessage() for r in caplog.records
-                 if r.name == 'cache_maint.api.requestlog']
+        lines = [r.getMessage() for r in caplog.records if r.name == logger]
         assert len(lines) == 1
         assert '"POST /v2/cache/clean" status: 200' in lines[0]
 
@@ -578,9 +575,7 @@ class TestCacheRoutes:
         central.record([(image, 1.0, KIB, 0)],
                        node_url=caches.OTHER_NODE_URL)
         conf = central.conf(api__auth_strategy='noauth2')
-        driver = drivers.load_driver(conf)
-        driver.setup()
-        app = deploy.loadapp(conf, runner.TaskRunner(conf, driver))
+        app = base.make_app(conf)
         req = webob.Request.blank('/v2/cache/nodes/%s' % image,
                                   headers={'X-Auth-Token': 'admin'})
         response = req.get_response(app)

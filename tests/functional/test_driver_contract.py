@@ -1,8 +1,8 @@
-"""One contract, every driver: sqlite, xattr, and centralized_db on an
+"""One contract, every subject: sqlite, xattr, and centralized_db on an
 SQLite file, on PostgreSQL and on MariaDB.
 
-The same scenarios run against each driver's real metadata store, through
-the driver and the shared maintenance functions.
+The same scenarios run against each subject's real metadata store, through
+the subject and the shared maintenance functions.
 """
 
 import os
@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from cache_maint import cache as cm_cache
 from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import maintenance
@@ -72,10 +73,16 @@ def recorded_cache(request, tmp_path, server_urls):
         built.close()
 
 
-def setup_driver(cache, **overrides):
-    driver = drivers.load_driver(cache.conf(**overrides))
-    driver.setup()
-    return driver
+def open_cache(cache, **overrides):
+    """The cache-maint Cache over a test's cache, set up."""
+    subject = cm_cache.Cache.from_conf(cache.conf(**overrides))
+    subject.setup()
+    return subject
+
+
+def lru(subject):
+    """The LRU order of the images in the cache directory now."""
+    return subject.metadata.lru_order(subject.files.scan_images())
 
 
 def fill(cache, count, size=KIB, start=1000):
@@ -87,19 +94,18 @@ def fill(cache, count, size=KIB, start=1000):
 class TestContract:
     def test_setup_keeps_what_is_there(self, cache):
         ids = fill(cache, 3)
-        driver = setup_driver(cache)
-        driver.setup()
-        assert set(driver.lru_ids()) == set(ids)
+        subject = open_cache(cache)
+        subject.setup()
+        assert set(lru(subject)) == set(ids)
 
     def test_lru_order(self, cache):
         ids = [cache.add_image(last_accessed=float(t))
                for t in (3000, 1000, 2000)]
-        driver = setup_driver(cache)
-        assert driver.lru_ids() == [ids[1], ids[2], ids[0]]
+        assert lru(open_cache(cache)) == [ids[1], ids[2], ids[0]]
 
     def test_listing(self, cache):
         image = cache.add_image(size=3 * KIB, last_accessed=5000.0, hits=4)
-        record, = setup_driver(cache).list_records()
+        record, = open_cache(cache).metadata.list_records()
         assert (record.image_id, record.size, record.hits) == (image,
                                                                3 * KIB, 4)
         assert record.last_accessed == pytest.approx(5000.0)
@@ -107,21 +113,21 @@ class TestContract:
 
     def test_prune_evicts_exactly_the_least_recently_used(self, cache):
         ids = fill(cache, 11)
-        result = maintenance.prune(setup_driver(cache), 5 * KIB)
+        result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert (result.files, result.bytes) == (6, 6 * KIB)
         assert cache.images() == set(ids[6:])
         assert set(cache.rows()) == set(ids[6:])
 
     def test_prune_to_zero(self, cache):
         fill(cache, 4)
-        assert maintenance.prune(setup_driver(cache), 0).files == 4
+        assert maintenance.prune(open_cache(cache), 0).files == 4
         assert cache.images() == set()
         assert cache.rows() == {}
 
     def test_freshly_cached_image_survives(self, cache):
         old = fill(cache, 4)
         fresh = cache.add_image(last_accessed=time.time())
-        maintenance.prune(setup_driver(cache), 2 * KIB)
+        maintenance.prune(open_cache(cache), 2 * KIB)
         assert cache.images() == {old[3], fresh}
 
     def test_untracked_files_do_not_stop_prune(self, recorded_cache):
@@ -131,7 +137,7 @@ class TestContract:
         tracked = fill(cache, 5)
         for _ in range(20):
             cache.add_image(tracked=False)
-        result = maintenance.prune(setup_driver(cache), 10 * KIB)
+        result = maintenance.prune(open_cache(cache), 10 * KIB)
         assert cache.size() == result.size_after <= 10 * KIB
         assert set(tracked) <= cache.images()
 
@@ -139,10 +145,10 @@ class TestContract:
         cache = recorded_cache
         ghosts = [cache.add_row(last_accessed=1.0) for _ in range(3)]
         ids = fill(cache, 4)
-        driver = setup_driver(cache)
-        assert maintenance.prune(driver, 2 * KIB).files == 2
+        subject = open_cache(cache)
+        assert maintenance.prune(subject, 2 * KIB).files == 2
         assert cache.images() == set(ids[2:])
-        result = maintenance.clean(driver, 86400)
+        result = maintenance.clean(subject, 86400)
         assert result.records_forgotten == 3
         assert set(cache.rows()) == set(ids[2:])
         assert not set(ghosts) & set(cache.rows())
@@ -152,7 +158,7 @@ class TestContract:
         cache.add_invalid(size=2 * KIB)
         cache.add_incomplete(age=2 * 86400)
         fresh = cache.add_incomplete(age=0)
-        result = maintenance.clean(setup_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert (result.files, result.bytes) == (2, 3 * KIB)
         assert cache.listdir('invalid') == set()
         assert cache.listdir('incomplete') == {fresh}
@@ -161,11 +167,11 @@ class TestContract:
     def test_forget_is_batched(self, recorded_cache, monkeypatch):
         cache = recorded_cache
         module = __import__('cache_maint.drivers.%s' % cache.driver,
-                            fromlist=['FORGET_BATCH'])
-        monkeypatch.setattr(module, 'FORGET_BATCH', 4)
+                            fromlist=['IDS_PER_DELETE'])
+        monkeypatch.setattr(module, 'IDS_PER_DELETE', 4)
         ids = [cache.add_row() for _ in range(10)]
-        driver = setup_driver(cache)
-        assert len(driver.forget(ids[:9] + [base.new_id()])) == 9
+        subject = open_cache(cache)
+        assert len(subject.metadata.forget(ids[:9] + [base.new_id()])) == 9
         assert set(cache.rows()) == {ids[9]}
 
     def test_a_stale_glance_sqlite_db_is_not_an_image(self, cache):
@@ -173,8 +179,8 @@ class TestContract:
         ids = fill(cache, 2)
         with open(os.path.join(cache.path, 'cache.db'), 'ab') as f:
             f.write(b'\0' * 100 * KIB)
-        driver = setup_driver(cache)
-        assert maintenance.prune(driver, 2 * KIB).files == 0
+        subject = open_cache(cache)
+        assert maintenance.prune(subject, 2 * KIB).files == 0
         assert cache.images() == set(ids)
 
 
@@ -189,18 +195,18 @@ class TestXattr:
         big = cache.add_image(size=2 * KIB, last_accessed=1000.0)
         small = [cache.add_image(size=KIB, last_accessed=1000.9)
                  for _ in range(3)]
-        order = setup_driver(cache).lru_ids()
+        order = lru(open_cache(cache))
         assert order == sorted(small) + [big]
 
     def test_one_directory_scan_per_prune(self, cache, monkeypatch):
         # Glance's xattr prune lists the directory again for every victim.
         fill(cache, 50)
-        driver = setup_driver(cache)
+        subject = open_cache(cache)
         scans = []
-        real_scan = driver.cachedir.scan_images
-        monkeypatch.setattr(driver.cachedir, 'scan_images',
+        real_scan = subject.files.scan_images
+        monkeypatch.setattr(subject.files, 'scan_images',
                             lambda: scans.append(1) or real_scan())
-        assert maintenance.prune(driver, 10 * KIB).files == 40
+        assert maintenance.prune(subject, 10 * KIB).files == 40
         assert len(scans) == 1
 
     def test_refuses_a_filesystem_without_user_xattrs(self, tmp_path):
@@ -215,7 +221,7 @@ class TestXattr:
             cache = caches.XattrCache(mount)
             with pytest.raises(exception.ConfigError,
                                match='extended attributes'):
-                setup_driver(cache)
+                open_cache(cache)
             # The probe left nothing behind.
             assert cache.listdir('incomplete') == set()
         finally:
@@ -235,40 +241,41 @@ class TestCentralizedDb:
         theirs = [(base.new_id(), 10.0 + i, KIB, 0) for i in range(4)]
         cache.record(theirs, node_url=caches.OTHER_NODE_URL)
         ghost = theirs[0][0]    # no file here: it is on the other node
-        driver = setup_driver(cache)
-        assert set(driver.lru_ids()) == set(mine)
-        maintenance.prune(driver, 0)
-        maintenance.clean(driver, 0)
+        subject = open_cache(cache)
+        assert set(subject.metadata.recorded_ids()) == set(mine)
+        maintenance.prune(subject, 0)
+        maintenance.clean(subject, 0)
         assert cache.rows() == {}
         assert set(cache.rows(caches.OTHER_NODE_URL)) == {
             row[0] for row in theirs}
         assert ghost in cache.rows(caches.OTHER_NODE_URL)
 
     def test_node_is_registered_when_missing(self, cache):
-        setup_driver(cache, worker_self_reference_url='http://new:9292')
+        open_cache(cache, worker_self_reference_url='http://new:9292')
         assert cache.node_id('http://new:9292')
 
     def test_missing_node_url_names_the_option(self, cache):
         with pytest.raises(exception.ConfigError,
                            match='worker_self_reference_url'):
-            setup_driver(cache, worker_self_reference_url=None)
+            open_cache(cache, worker_self_reference_url=None)
 
     def test_missing_connection_names_the_option(self, cache):
         with pytest.raises(exception.ConfigError,
                            match=r'\[database\] connection'):
-            setup_driver(cache, database__connection=None)
+            open_cache(cache, database__connection=None)
 
     def test_missing_tables_are_not_created_by_the_service(self, tmp_path):
         url = 'sqlite:///%s' % (tmp_path / 'empty.db')
         conf = base.make_conf(tmp_path, image_cache_driver='centralized_db',
                               database__connection=url,
                               worker_self_reference_url=caches.NODE_URL)
-        driver = drivers.load_driver(conf)
+        subject = cm_cache.Cache.from_conf(conf)
         with pytest.raises(exception.MetadataError, match='db-sync'):
-            driver.setup()
-        assert driver.sync_schema() == ['node_reference', 'cached_images']
-        assert driver.sync_schema() == []
-        driver.setup()
+            subject.setup()
+        assert subject.metadata.sync_schema() == ['node_reference',
+                                                  'cached_images']
+        assert subject.metadata.sync_schema() == []
+        subject.setup()
 
     def test_db_sync_leaves_a_glance_database_to_glance(self, tmp_path):
         with sqlite3.connect(tmp_path / 'glance.db') as conn:
@@ -281,19 +288,20 @@ class TestCentralizedDb:
             drivers.load_driver(conf).sync_schema()
 
     def test_unreachable_database_fails_the_run_clearly(self, cache):
-        driver = setup_driver(cache)
+        subject = open_cache(cache)
         fill(cache, 2)
-        driver.close()
-        real_url = driver.conf.database.connection
-        driver.conf.set_override(
+        subject.close()
+        conf = subject.metadata.conf
+        real_url = conf.database.connection
+        conf.set_override(
             'connection', 'mysql+pymysql://root:secret@127.0.0.1:9/glance',
             group='database')
         with pytest.raises(exception.MetadataError) as caught:
-            maintenance.prune(driver, 0)
+            maintenance.prune(subject, 0)
         assert 'secret' not in str(caught.value)
         assert '[database] connection' in str(caught.value)
         assert len(cache.images()) == 2
         # The database is back: the next run works.
-        driver.close()
-        driver.conf.set_override('connection', real_url, group='database')
-        assert maintenance.prune(driver, 0).files == 2
+        subject.close()
+        conf.set_override('connection', real_url, group='database')
+        assert maintenance.prune(subject, 0).files == 2

@@ -313,7 +313,8 @@ def test_sighup_refusal_is_one_clear_log_line(cache, daemons):
 
 def test_sigterm_in_the_middle_of_a_prune(cache, daemons):
     """A stop lands between two batches: files and records still agree."""
-    images = cache.add_images(5000, size=1)
+    # Enough that the prune cannot end between two polls on a fast disk.
+    images = cache.add_images(20000, size=1)
     daemon = daemons(image_cache_max_size=0, cache_prune_interval=3600,
                      cache_clean_interval=0)
     daemon.start()

@@ -45,18 +45,26 @@ def test_same_task_never_overlaps_in_one_process(tmp_path, task_locks):
 
 
 def test_a_waiter_runs_after_the_holder(task_locks):
+    """The waiter gets in once the holder is out, never while it is in.
+
+    The holder stays in until the waiter gets in or a second has passed:
+    without the lock, the waiter would get in first and be seen doing so.
+    """
     order = []
-    inside = threading.Event()
+    holder_in, waiter_in = threading.Event(), threading.Event()
 
     def holder():
         with task_locks.hold('clean', wait=0):
-            inside.set()
-            order.append('first')
+            order.append('holder in')
+            holder_in.set()
+            waiter_in.wait(1)
+            order.append('holder out')
 
     def waiter():
-        inside.wait(10)
+        holder_in.wait(10)
         with task_locks.hold('clean', wait=30):
-            order.append('second')
+            order.append('waiter in')
+            waiter_in.set()
 
     threads = [threading.Thread(target=waiter),
                threading.Thread(target=holder)]
@@ -64,7 +72,7 @@ def test_a_waiter_runs_after_the_holder(task_locks):
         t.start()
     for t in threads:
         t.join()
-    assert order == ['first', 'second']
+    assert order == ['holder in', 'holder out', 'waiter in']
 
 
 def test_another_process_holding_glances_lock(tmp_path, task_locks):

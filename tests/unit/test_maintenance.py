@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cache_maint import drivers
+from cache_maint import cache as cm_cache
 from cache_maint import evictor
 from cache_maint import exception
 from cache_maint import maintenance
@@ -24,10 +24,12 @@ def cache(tmp_path):
     return base.SqliteCache(tmp_path / 'cache')
 
 
-def make_driver(cache, **overrides):
-    driver = drivers.load_driver(base.make_conf(cache.path, **overrides))
-    driver.setup()
-    return driver
+def open_cache(cache, **overrides):
+    """The cache-maint Cache over a test's cache, set up."""
+    subject = cm_cache.Cache.from_conf(base.make_conf(cache.path,
+                                                      **overrides))
+    subject.setup()
+    return subject
 
 
 def fill(cache, count, size=KIB, start=1000.0):
@@ -38,18 +40,18 @@ def fill(cache, count, size=KIB, start=1000.0):
 
 def prune_counting_batches(cache, monkeypatch):
     """Prune the whole cache; the result and the size of each batch."""
-    driver = make_driver(cache)
+    subject = open_cache(cache)
     batches = []
-    evict = driver.cachedir.evict
-    monkeypatch.setattr(driver.cachedir, 'evict', lambda batch: (
+    evict = subject.files.evict
+    monkeypatch.setattr(subject.files, 'evict', lambda batch: (
         batches.append(len(batch)) or evict(batch)))
-    return maintenance.prune(driver, 0), batches
+    return maintenance.prune(subject, 0), batches
 
 
 class TestPrune:
     def test_under_limit_prunes_nothing(self, cache):
         ids = fill(cache, 5)
-        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert result.to_dict() == {'total_files_pruned': 0,
                                     'total_bytes_pruned': 0}
         assert cache.images() == set(ids)
@@ -57,7 +59,7 @@ class TestPrune:
     def test_evicts_least_recently_used_exactly(self, cache):
         # Glance's test_prune: 5 KiB limit, 11 images of 1 KiB.
         ids = fill(cache, 11)
-        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert (result.files, result.bytes) == (6, 6 * KIB)
         assert cache.images() == set(ids[6:])
         assert set(cache.rows()) == set(ids[6:])
@@ -66,21 +68,21 @@ class TestPrune:
         # LP #1438564: a new image (last_accessed = now) must not be first.
         old = fill(cache, 5)
         fresh = cache.add_image(last_accessed=time.time())
-        maintenance.prune(make_driver(cache), 3 * KIB)
+        maintenance.prune(open_cache(cache), 3 * KIB)
         assert fresh in cache.images()
         assert cache.images() == set(old[3:]) | {fresh}
 
     def test_prune_to_zero(self, cache):
         # LP #1039854: a limit of 0 empties the cache without an error.
         fill(cache, 4)
-        result = maintenance.prune(make_driver(cache), 0)
+        result = maintenance.prune(open_cache(cache), 0)
         assert (result.files, result.bytes) == (4, 4 * KIB)
         assert cache.images() == set()
         assert cache.rows() == {}
 
     def test_limit_below_last_image(self, cache):
         ids = fill(cache, 3, size=4 * KIB)
-        result = maintenance.prune(make_driver(cache), 5 * KIB)
+        result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert result.files == 2
         assert cache.images() == {ids[2]}
 
@@ -89,7 +91,7 @@ class TestPrune:
         # over the limit here; its centralized_db prune never ends.
         tracked = fill(cache, 5)
         untracked = [cache.add_image(tracked=False) for _ in range(20)]
-        result = maintenance.prune(make_driver(cache), 10 * KIB)
+        result = maintenance.prune(open_cache(cache), 10 * KIB)
         assert result.size_after <= 10 * KIB
         assert cache.size() <= 10 * KIB
         assert set(tracked) <= cache.images()
@@ -99,21 +101,21 @@ class TestPrune:
     def test_only_untracked_files(self, cache):
         for _ in range(8):
             cache.add_image(tracked=False)
-        maintenance.prune(make_driver(cache), 3 * KIB)
+        maintenance.prune(open_cache(cache), 3 * KIB)
         assert cache.size() <= 3 * KIB
 
     def test_recent_untracked_file_is_left_alone(self, cache):
         # glance-api renames a download into place before recording it.
         tracked = fill(cache, 3)
         in_flight = cache.add_image(tracked=False, mtime=time.time())
-        maintenance.prune(make_driver(cache), 1 * KIB)
+        maintenance.prune(open_cache(cache), 1 * KIB)
         assert cache.images() == {in_flight}
         assert not set(tracked) & cache.images()
 
     def test_rows_without_files_are_skipped(self, cache):
         ghosts = [cache.add_row(last_accessed=1.0) for _ in range(3)]
         ids = fill(cache, 4)
-        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        result = maintenance.prune(open_cache(cache), 2 * KIB)
         assert (result.files, result.bytes) == (2, 2 * KIB)
         assert cache.images() == set(ids[2:])
         # The stale rows are clean's business, and still there.
@@ -121,13 +123,13 @@ class TestPrune:
 
     def test_ties_break_in_caching_order(self, cache):
         ids = [cache.add_image(last_accessed=500.0) for _ in range(6)]
-        maintenance.prune(make_driver(cache), 2 * KIB)
+        maintenance.prune(open_cache(cache), 2 * KIB)
         assert cache.images() == set(ids[4:])
 
     def test_unreadable_file_is_still_evicted(self, cache):
         ids = fill(cache, 3)
         os.chmod(os.path.join(cache.path, ids[0]), 0)
-        maintenance.prune(make_driver(cache), 2 * KIB)
+        maintenance.prune(open_cache(cache), 2 * KIB)
         assert cache.images() == set(ids[1:])
 
     def test_file_that_cannot_be_removed_is_skipped(
@@ -135,7 +137,7 @@ class TestPrune:
         ids = fill(cache, 4)
         blocked = ids[0]
         base.unlink_fails_for(monkeypatch, blocked)
-        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        result = maintenance.prune(open_cache(cache), 2 * KIB)
         # The next candidate took its place and the cache fits.
         assert (result.files, result.failures) == (2, 1)
         assert cache.images() == {blocked, ids[3]}
@@ -146,7 +148,7 @@ class TestPrune:
         ids = fill(cache, 4)
         os.unlink(os.path.join(cache.path, ids[0]))
         os.mkdir(os.path.join(cache.path, ids[0]))
-        maintenance.prune(make_driver(cache), 2 * KIB)
+        maintenance.prune(open_cache(cache), 2 * KIB)
         assert os.path.isdir(os.path.join(cache.path, ids[0]))
         assert cache.images() == set(ids[2:])
 
@@ -157,7 +159,7 @@ class TestPrune:
         ids = fill(cache, 3)
         link = base.new_id()
         os.symlink(canary, os.path.join(cache.path, link))
-        maintenance.prune(make_driver(cache), 0)
+        maintenance.prune(open_cache(cache), 0)
         assert canary.read_bytes() == b'c' * 10 * KIB
         assert os.path.islink(os.path.join(cache.path, link))
         assert not set(ids) & cache.images()
@@ -168,25 +170,25 @@ class TestPrune:
                      'cache.db-journal', 'cache.db-wal'):
             with open(os.path.join(cache.path, name), 'wb') as f:
                 f.write(b'x' * 100 * KIB)
-        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        result = maintenance.prune(open_cache(cache), 2 * KIB)
         assert result.files == 0
         assert cache.images() == set(ids)
 
     def test_stop_request_is_honoured_between_batches(self, cache,
                                                       monkeypatch):
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 2)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 2)
         ids = fill(cache, 10)
         stop = threading.Event()
-        driver = make_driver(cache)
-        remove = driver.cachedir.evict
+        subject = open_cache(cache)
+        remove = subject.files.evict
 
         def remove_then_stop(batch):
             stop.set()
             return remove(batch)
 
-        monkeypatch.setattr(driver.cachedir, 'evict',
+        monkeypatch.setattr(subject.files, 'evict',
                             remove_then_stop)
-        result = maintenance.prune(driver, 0, stop_event=stop)
+        result = maintenance.prune(subject, 0, stop_event=stop)
         assert result.stopped
         assert result.files == 2
         # The batch that ran is complete: files and rows agree.
@@ -194,27 +196,27 @@ class TestPrune:
         assert set(cache.rows()) == set(ids[2:])
 
     def test_write_transactions_are_bounded(self, cache, monkeypatch):
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 7)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 7)
         fill(cache, 30)
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         statements = []
-        forget = driver.forget
+        forget = subject.metadata.forget
 
         def counting_forget(image_ids):
             statements.append(len(image_ids))
             return forget(image_ids)
 
-        monkeypatch.setattr(driver, 'forget', counting_forget)
-        maintenance.prune(driver, 0)
+        monkeypatch.setattr(subject.metadata, 'forget', counting_forget)
+        maintenance.prune(subject, 0)
         assert max(statements) <= 7
         assert sum(statements) == 30
 
     def test_batches_shrink_while_record_deletes_hold_the_lock_too_long(
             self, cache, monkeypatch):
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 8)
-        monkeypatch.setattr(evictor, 'MIN_DELETE_BATCH', 2)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 8)
+        monkeypatch.setattr(evictor, 'MIN_EVICT_BATCH', 2)
         # Every delete takes longer than a budget of nothing.
-        monkeypatch.setattr(evictor, 'FORGET_BUDGET', 0)
+        monkeypatch.setattr(evictor, 'LOCK_HOLD_BUDGET', 0)
         fill(cache, 20)
         result, batches = prune_counting_batches(cache, monkeypatch)
         assert result.files == 20
@@ -223,8 +225,8 @@ class TestPrune:
 
     def test_batches_keep_their_size_within_the_budget(self, cache,
                                                        monkeypatch):
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 8)
-        monkeypatch.setattr(evictor, 'FORGET_BUDGET', 3600)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 8)
+        monkeypatch.setattr(evictor, 'LOCK_HOLD_BUDGET', 3600)
         fill(cache, 20)
         _, batches = prune_counting_batches(cache, monkeypatch)
         assert batches == [8, 8, 4]
@@ -233,35 +235,35 @@ class TestPrune:
         from cache_maint.drivers import sqlite as sqlite_driver
         monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.2)
         fill(cache, 3)
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         holder = sqlite3.connect(cache.db_path, isolation_level=None)
         holder.execute('BEGIN EXCLUSIVE')
         try:
             with pytest.raises(exception.MetadataError, match='locked'):
-                maintenance.prune(driver, 0)
+                maintenance.prune(subject, 0)
         finally:
             holder.execute('ROLLBACK')
             holder.close()
         # Nothing was deleted: the records are read before any unlink.
         assert len(cache.images()) == 3
-        assert maintenance.prune(driver, 0).files == 3
+        assert maintenance.prune(subject, 0).files == 3
 
     def test_records_go_before_their_files(self, cache, monkeypatch):
         # glance-api records an image it caches again just after its file
         # appears: a record still there then would make that INSERT fail.
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 4)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 4)
         ids = fill(cache, 40)
-        driver = make_driver(cache)
-        forget = driver.forget
+        subject = open_cache(cache)
+        forget = subject.metadata.forget
         already_gone = []
 
         def checking_forget(image_ids):
             already_gone.extend(i for i in image_ids
-                                if not driver.cachedir.has_image(i))
+                                if not subject.files.has_image(i))
             return forget(image_ids)
 
-        monkeypatch.setattr(driver, 'forget', checking_forget)
-        assert maintenance.prune(driver, 10 * KIB).files == 30
+        monkeypatch.setattr(subject.metadata, 'forget', checking_forget)
+        assert maintenance.prune(subject, 10 * KIB).files == 30
         assert already_gone == []
         assert cache.images() == set(ids[30:]) == set(cache.rows())
 
@@ -270,7 +272,7 @@ class TestPrune:
         ids = fill(cache, 4)
         rows_before = cache.rows()
         base.unlink_fails_for(monkeypatch, ids[0])
-        result = maintenance.prune(make_driver(cache), 2 * KIB)
+        result = maintenance.prune(open_cache(cache), 2 * KIB)
         assert result.files == 2 and result.failures == 1
         assert cache.images() == {ids[0], ids[3]}
         # Put back as it was: hits and last access unchanged.
@@ -280,24 +282,24 @@ class TestPrune:
             self, cache, monkeypatch):
         # A commit while unlinks fill the filesystem journal would hold the
         # write lock glance-api waits for as long as that journal's flush.
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 4)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 4)
         fill(cache, 12)
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         events = []
-        sync, forget = driver.cachedir.sync, driver.forget
-        monkeypatch.setattr(driver.cachedir, 'sync',
+        sync, forget = subject.files.sync, subject.metadata.forget
+        monkeypatch.setattr(subject.files, 'sync',
                             lambda: events.append('sync') or sync())
-        monkeypatch.setattr(driver, 'forget', lambda ids: events.append(
-            'forget') or forget(ids))
-        assert maintenance.prune(driver, 0).files == 12
+        monkeypatch.setattr(subject.metadata, 'forget',
+                            lambda ids: events.append('forget') or forget(ids))
+        assert maintenance.prune(subject, 0).files == 12
         assert events == ['forget', 'sync', 'forget', 'sync', 'forget']
 
     def test_failed_record_delete_fails_the_run_and_leaves_it_whole(
             self, cache, monkeypatch):
-        monkeypatch.setattr(evictor, 'DELETE_BATCH', 5)
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 5)
         ids = fill(cache, 20)
-        driver = make_driver(cache)
-        forget = driver.forget
+        subject = open_cache(cache)
+        forget = subject.metadata.forget
         calls = []
 
         def failing_second_forget(image_ids):
@@ -306,24 +308,24 @@ class TestPrune:
                 raise exception.MetadataError('the database went away')
             return forget(image_ids)
 
-        monkeypatch.setattr(driver, 'forget', failing_second_forget)
+        monkeypatch.setattr(subject.metadata, 'forget', failing_second_forget)
         with pytest.raises(exception.MetadataError, match='went away') as e:
-            maintenance.prune(driver, 0)
+            maintenance.prune(subject, 0)
         assert 'removed 5 images, then could not delete the records of ' \
             'the next ones, whose files are all still there' in str(e.value)
         # Records go first: the batch whose delete failed kept everything.
         assert cache.images() == set(ids[5:]) == set(cache.rows())
-        monkeypatch.setattr(driver, 'forget', forget)
-        assert maintenance.prune(driver, 0).files == 15
+        monkeypatch.setattr(subject.metadata, 'forget', forget)
+        assert maintenance.prune(subject, 0).files == 15
 
     def test_under_limit_needs_no_records(self, cache):
         """Like Glance's, a prune with nothing to do only scans the files."""
         ids = fill(cache, 3)
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         holder = sqlite3.connect(cache.db_path, isolation_level=None)
         holder.execute('BEGIN EXCLUSIVE')
         try:
-            assert maintenance.prune(driver, 3 * KIB).files == 0
+            assert maintenance.prune(subject, 3 * KIB).files == 0
         finally:
             holder.execute('ROLLBACK')
             holder.close()
@@ -342,7 +344,7 @@ class TestPrune:
 
         monkeypatch.setattr(os, 'unlink', recording_unlink)
         keep = cachedir.PARALLEL_FROM
-        result = maintenance.prune(make_driver(cache), keep * KIB)
+        result = maintenance.prune(open_cache(cache), keep * KIB)
         assert result.files == len(ids) - keep
         assert cache.images() == set(ids[-keep:]) == set(cache.rows())
         assert all(name.startswith('unlink') for name in unlinkers)
@@ -357,8 +359,8 @@ class TestClean:
         # record is not stale.
         image_id = cache.add_image(last_accessed=1000.0)
         stale = set(cache.rows())
-        driver = make_driver(cache)
-        has_image = driver.cachedir.has_image
+        subject = open_cache(cache)
+        has_image = subject.files.has_image
 
         def cached_again_after_the_look(name):
             found = has_image(name)
@@ -369,21 +371,21 @@ class TestClean:
             return found
 
         os.unlink(os.path.join(cache.path, image_id))
-        monkeypatch.setattr(driver.cachedir, 'has_image',
+        monkeypatch.setattr(subject.files, 'has_image',
                             cached_again_after_the_look)
-        maintenance.clean(driver, 86400)
+        maintenance.clean(subject, 86400)
         assert set(cache.rows()) == cache.images() == stale
 
     def test_invalid_is_emptied(self, cache):
         names = [cache.add_invalid(size=2 * KIB) for _ in range(3)]
-        result = maintenance.clean(make_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert (result.files, result.bytes) == (3, 6 * KIB)
         assert not cache.listdir('invalid') & set(names)
 
     def test_stalled_incomplete_goes_recent_one_stays(self, cache):
         stalled = cache.add_incomplete(age=2 * 86400)
         recent = cache.add_incomplete(age=60)
-        result = maintenance.clean(make_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert result.files == 1
         assert cache.listdir('incomplete') == {recent}
         assert stalled not in cache.listdir('incomplete')
@@ -391,14 +393,14 @@ class TestClean:
     def test_custom_stall_time(self, cache):
         old = cache.add_incomplete(age=7200)
         young = cache.add_incomplete(age=1800)
-        maintenance.clean(make_driver(cache), 3600)
+        maintenance.clean(open_cache(cache), 3600)
         assert cache.listdir('incomplete') == {young}
         assert old not in cache.listdir('incomplete')
 
     def test_stall_time_zero_spares_a_download_in_progress(self, cache):
         in_progress = cache.add_incomplete(age=0)
         old = cache.add_incomplete(age=600)
-        maintenance.clean(make_driver(cache), 0)
+        maintenance.clean(open_cache(cache), 0)
         assert cache.listdir('incomplete') == {in_progress}
         assert old not in cache.listdir('incomplete')
 
@@ -407,7 +409,7 @@ class TestClean:
         canary.write_text('precious')
         link = os.path.join(cache.path, 'invalid', base.new_id())
         os.symlink(canary, link)
-        result = maintenance.clean(make_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert result.files == 1
         assert not os.path.lexists(link)
         assert canary.read_text() == 'precious'
@@ -418,24 +420,24 @@ class TestClean:
         (outside / 'victim').write_text('keep me')
         os.rmdir(os.path.join(cache.path, 'invalid'))
         os.symlink(outside, os.path.join(cache.path, 'invalid'))
-        maintenance.clean(make_driver(cache), 86400)
+        maintenance.clean(open_cache(cache), 86400)
         assert (outside / 'victim').read_text() == 'keep me'
 
     def test_directories_in_invalid_are_left(self, cache):
         os.mkdir(os.path.join(cache.path, 'invalid', 'somedir'))
-        maintenance.clean(make_driver(cache), 86400)
+        maintenance.clean(open_cache(cache), 86400)
         assert cache.listdir('invalid') == {'somedir'}
 
     def test_unreadable_invalid_file_is_removed(self, cache):
         name = cache.add_invalid()
         os.chmod(os.path.join(cache.path, 'invalid', name), 0)
-        maintenance.clean(make_driver(cache), 86400)
+        maintenance.clean(open_cache(cache), 86400)
         assert cache.listdir('invalid') == set()
 
     def test_rows_without_files_are_forgotten(self, cache):
         kept = cache.add_image()
         ghosts = [cache.add_row() for _ in range(3)]
-        result = maintenance.clean(make_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert result.records_forgotten == 3
         assert set(cache.rows()) == {kept}
         assert not set(ghosts) & set(cache.rows())
@@ -444,28 +446,28 @@ class TestClean:
         ids = fill(cache, 3)
         queued = cache.queue(age=5 * 86400)
         untracked = cache.add_image(tracked=False)
-        result = maintenance.clean(make_driver(cache), 0)
+        result = maintenance.clean(open_cache(cache), 0)
         assert result.files == 0
         assert cache.images() == set(ids) | {untracked}
         assert cache.listdir('queue') == {queued}
 
     def test_missing_subdirectories_are_nothing_to_clean(self, cache):
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         os.rmdir(os.path.join(cache.path, 'invalid'))
         os.rmdir(os.path.join(cache.path, 'incomplete'))
-        assert maintenance.clean(driver, 0).files == 0
+        assert maintenance.clean(subject, 0).files == 0
 
     def test_read_only_cache_fails_clearly_and_changes_nothing(self, cache):
         ids = fill(cache, 3)
         invalid = cache.add_invalid()
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         with base.read_only(cache.path):
             with pytest.raises(exception.CacheDirError,
                                match='cannot remove files'):
-                maintenance.prune(driver, 0)
+                maintenance.prune(subject, 0)
             with pytest.raises(exception.CacheDirError,
                                match='cannot remove files'):
-                maintenance.clean(driver, 0)
+                maintenance.clean(subject, 0)
             assert cache.images() == set(ids)
             assert cache.listdir('invalid') == {invalid}
         assert set(cache.rows()) == set(ids)
@@ -474,7 +476,7 @@ class TestClean:
         invalid = [cache.add_invalid() for _ in range(50)]
         stalled = [cache.add_incomplete(age=3 * 86400) for _ in range(50)]
         fresh = cache.add_incomplete(age=5)
-        result = maintenance.clean(make_driver(cache), 86400)
+        result = maintenance.clean(open_cache(cache), 86400)
         assert result.files == len(invalid) + len(stalled)
         assert cache.listdir('invalid') == set()
         assert cache.listdir('incomplete') == {fresh}
@@ -482,7 +484,7 @@ class TestClean:
     def test_read_only_stops_after_one_attempt(self, cache, monkeypatch):
         for _ in range(50):
             cache.add_invalid()
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         attempts = []
         unlink = os.unlink
 
@@ -494,15 +496,15 @@ class TestClean:
             monkeypatch.setattr(os, 'unlink', counting_unlink)
             with pytest.raises(exception.CacheDirError,
                                match='cannot remove files'):
-                maintenance.clean(driver, 0)
+                maintenance.clean(subject, 0)
             monkeypatch.undo()
         assert len(attempts) == 1
         assert len(cache.listdir('invalid')) == 50
 
     def test_cache_dir_removed_while_running(self, cache):
-        driver = make_driver(cache)
+        subject = open_cache(cache)
         os.rename(cache.path, cache.path + '.gone')
         with pytest.raises(exception.CacheDirError):
-            maintenance.clean(driver, 0)
+            maintenance.clean(subject, 0)
         with pytest.raises(exception.CacheDirError):
-            maintenance.prune(driver, 0)
+            maintenance.prune(subject, 0)

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from cache_maint import drivers
+from cache_maint import cache as cm_cache
 from cache_maint import exception
-from cache_maint import runner
+from cache_maint import runs
 from cache_maint import singleflight
 from tests import base
 
@@ -75,13 +75,14 @@ def test_a_failure_reaches_every_requester():
                 result.result(10)
 
 
-def test_a_closed_runner_starts_no_shared_run(tmp_path):
+def test_closed_flights_start_no_shared_run(tmp_path):
     cache = base.SqliteCache(tmp_path / 'cache')
     conf = cache.conf()
-    driver = drivers.load_driver(conf)
-    driver.setup()
-    task_runner = runner.TaskRunner(conf, driver)
-    task_runner.flight('prune')
-    task_runner.close()
+    subject = cm_cache.Cache.from_conf(conf)
+    subject.setup()
+    flights = singleflight.Flights(runs.TaskRunner(conf, subject))
+    assert flights.run('prune').to_dict() == {'total_files_pruned': 0,
+                                              'total_bytes_pruned': 0}
+    flights.close()
     with pytest.raises(exception.ServiceStopping):
-        task_runner.flight('prune')
+        flights.run('prune')

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from cache_maint import cache as cm_cache
+from cache_maint import cachedir
 from cache_maint import drivers
 from cache_maint.drivers import sqlite as sqlite_driver
 from cache_maint import exception
@@ -19,6 +21,19 @@ def make_driver(path, **overrides):
     return drivers.load_driver(base.make_conf(path, **overrides))
 
 
+def set_up(driver):
+    """Set the driver up as the service does, with its cache directory."""
+    cm_cache.Cache(cachedir.CacheDir(driver.conf.image_cache_dir),
+                   driver).setup()
+    return driver
+
+
+def lru(driver):
+    """The driver's LRU order of the images in its cache directory."""
+    return driver.lru_order(
+        cachedir.CacheDir(driver.conf.image_cache_dir).scan_images())
+
+
 def table_sql(db_path):
     with sqlite3.connect(db_path) as conn:
         return conn.execute("SELECT sql FROM sqlite_master WHERE "
@@ -27,7 +42,7 @@ def table_sql(db_path):
 
 def test_creates_glances_schema_when_absent(tmp_path):
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     with sqlite3.connect(driver.db_path) as conn:
         columns = [(c[1], c[2], c[4], c[5]) for c in
                    conn.execute('PRAGMA table_info(cached_images)')]
@@ -47,7 +62,7 @@ def test_existing_database_is_kept_as_it_is(tmp_path):
     cache = base.SqliteCache(tmp_path)
     image_id = cache.add_image(hits=3)
     before = table_sql(cache.db_path)
-    make_driver(tmp_path).setup()
+    set_up(make_driver(tmp_path))
     assert table_sql(cache.db_path) == before
     assert cache.rows()[image_id][2] == 3
 
@@ -55,29 +70,29 @@ def test_existing_database_is_kept_as_it_is(tmp_path):
 def test_custom_database_path(tmp_path):
     driver = make_driver(tmp_path, image_cache_sqlite_db='meta/other.db')
     os.mkdir(tmp_path / 'meta')
-    driver.setup()
+    set_up(driver)
     assert os.path.exists(tmp_path / 'meta' / 'other.db')
 
 
 def test_corrupt_database_is_a_clear_error(tmp_path):
     (tmp_path / 'cache.db').write_bytes(b'this is not a database' * 100)
     with pytest.raises(exception.MetadataError, match='unusable'):
-        make_driver(tmp_path).setup()
+        set_up(make_driver(tmp_path))
 
 
 def test_foreign_table_is_refused(tmp_path):
     with sqlite3.connect(tmp_path / 'cache.db') as conn:
         conn.execute('CREATE TABLE cached_images (id INTEGER)')
     with pytest.raises(exception.MetadataError):
-        make_driver(tmp_path).setup()
+        set_up(make_driver(tmp_path))
 
 
 def test_database_removed_later_is_not_recreated(tmp_path):
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     os.unlink(driver.db_path)
     with pytest.raises(exception.MetadataError):
-        driver.lru_ids()
+        driver.recorded_ids()
     assert not os.path.exists(driver.db_path)
 
 
@@ -88,9 +103,8 @@ def test_lru_order_and_listing(tmp_path):
     tie_a = cache.add_image(last_accessed=200.0)
     tie_b = cache.add_image(last_accessed=200.0)
     driver = make_driver(tmp_path)
-    driver.setup()
-    assert driver.lru_ids() == [
-        early, tie_a, tie_b, late]
+    set_up(driver)
+    assert lru(driver) == [early, tie_a, tie_b, late]
     assert [r.image_id for r in driver.list_records()] == sorted(
         [late, early, tie_a, tie_b])
     record = driver.list_records()[0]
@@ -99,11 +113,11 @@ def test_lru_order_and_listing(tmp_path):
 
 
 def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_driver, 'FORGET_BATCH', 3)
+    monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
     cache = base.SqliteCache(tmp_path)
     ids = [cache.add_image() for _ in range(10)]
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     statements = []
     real_connect = driver._connect
 
@@ -140,8 +154,8 @@ def test_glance_reads_and_writes_while_we_forget_a_large_cache(
             [(base.new_id(),) for _ in range(20000)])
     reader_id = cache.add_image()
     driver = make_driver(tmp_path)
-    driver.setup()
-    doomed = [i for i in driver.lru_ids() if i != reader_id]
+    set_up(driver)
+    doomed = [i for i in driver.recorded_ids() if i != reader_id]
     errors, done = [], threading.Event()
 
     def glance_api():
@@ -184,12 +198,12 @@ def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
         tmp_path, monkeypatch):
     """Under load a reader may wait past BUSY_TIMEOUT: it retries, no 503."""
     monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
-    monkeypatch.setattr(sqlite_driver, 'WRITE_PAUSE', 0.02)
-    monkeypatch.setattr(sqlite_driver, 'WRITE_ATTEMPTS', 1000)
+    monkeypatch.setattr(sqlite_driver, 'LOCKED_PAUSE', 0.02)
+    monkeypatch.setattr(sqlite_driver, 'LOCKED_ATTEMPTS', 1000)
     cache = base.SqliteCache(tmp_path)
     image_id = cache.add_image()
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     waits = []
 
     class CountingTime:
@@ -204,7 +218,7 @@ def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
     results = []
     with _locked_out(driver.db_path):
         reader = threading.Thread(target=lambda: results.append(
-            (driver.lru_ids(), driver.list_records())))
+            (driver.recorded_ids(), driver.list_records())))
         reader.start()
         # Locked out for several of its busy timeouts (polled, not timed).
         helpers.wait_for(lambda: len(waits) >= 3,
@@ -217,11 +231,11 @@ def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
 def test_a_read_locked_out_for_good_is_a_clear_error(tmp_path, monkeypatch):
     """The retries are bounded: a lock never released is a MetadataError."""
     monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
-    monkeypatch.setattr(sqlite_driver, 'WRITE_PAUSE', 0.01)
+    monkeypatch.setattr(sqlite_driver, 'LOCKED_PAUSE', 0.01)
     cache = base.SqliteCache(tmp_path)
     cache.add_image()
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     with _locked_out(driver.db_path):
         with pytest.raises(exception.MetadataError, match='locked'):
             driver.list_records()
@@ -233,23 +247,23 @@ def test_database_outside_the_cache_is_never_created(tmp_path):
                          image_cache_sqlite_db=str(outside))
     (tmp_path / 'cache').mkdir()
     with pytest.raises(exception.ConfigError, match='outside'):
-        driver.setup()
+        set_up(driver)
     assert not outside.exists()
     # One that exists (Glance allows an absolute path) is used as it is.
     base.SqliteCache(tmp_path / 'other', db_name=str(outside))
-    driver.setup()
-    assert driver.lru_ids() == []
+    set_up(driver)
+    assert driver.recorded_ids() == []
 
 
 def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
         tmp_path, monkeypatch):
     """Several statements, all or nothing: no record is lost silently."""
-    monkeypatch.setattr(sqlite_driver, 'FORGET_BATCH', 3)
+    monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
     cache = base.SqliteCache(tmp_path)
     ids = [cache.add_image(hits=i) for i in range(10)]
     rows_before = cache.rows()
     driver = make_driver(tmp_path)
-    driver.setup()
+    set_up(driver)
     real_execute = sqlite_driver._execute
     deletes = []
 

@@ -1,22 +1,18 @@
-"""Handlers of Glance's image cache routes."""
+"""Handlers of Glance's image cache routes.
+
+Each handler starts with the policy check of its route, before it reads
+anything of the request, and is given what it works on when the
+application is built: the cache, the record of runs, the shared runs of
+clean and prune, and how long a request waits for one.
+"""
 
 import webob
 
 from cache_maint.api import listing
 from cache_maint.api import util
+from cache_maint import cachedir
 from cache_maint import images
 from cache_maint.policies import cache as policies
-
-
-def _authorize(req, policy):
-    """Check the policy first, before anything else is looked at."""
-    req.environ[util.CONTEXT_KEY].can(policy)
-
-
-def _driver(req, policy):
-    """The cache's driver, once the policy allows the request."""
-    _authorize(req, policy)
-    return req.environ[util.RUNNER_KEY].driver
 
 
 def _no_content(status=204):
@@ -25,79 +21,89 @@ def _no_content(status=204):
     return response
 
 
-def list_cache(req):
-    """GET /v2/cache : the cached images and the queue."""
-    records, queued = images.listing(_driver(req, policies.LIST))
-    return util.json_text_response(200, listing.encode(records, queued))
+class CacheHandlers:
+    """The cache routes over one ``cache.Cache``.
 
-
-def queue_image(req, image_id):
-    """PUT /v2/cache/{image_id} : queue an image for caching."""
-    driver = _driver(req, policies.IMAGE)
-    util.read_empty_body(req)
-    images.queue(driver, image_id)
-    return _no_content(202)
-
-
-def delete_image(req, image_id):
-    """DELETE /v2/cache/{image_id} : drop an image from cache and queue."""
-    images.delete(_driver(req, policies.DELETE), image_id)
-    return _no_content()
-
-
-def clear_cache(req):
-    """DELETE /v2/cache : empty the cache, the queue, or both."""
-    driver = _driver(req, policies.DELETE)
-    # Only HTTP's own whitespace (space, tab) is trimmed: str.strip() would
-    # also drop U+00A0 or U+0085, and "cache\xa0" would clear the cache.
-    target = req.headers.get('x-image-cache-clear-target', '').strip(' \t')
-    images.clear(driver, target.lower() or 'both')
-    return _no_content()
-
-
-def list_cached_nodes(req, image_id):
-    """GET /v2/cache/nodes/{image_id} : the nodes caching an image."""
-    return util.json_response(200, images.cached_nodes(
-        _driver(req, policies.NODES), image_id))
-
-
-def _run(req, policy, task):
-    """Share the next run of a task, waiting for a run held elsewhere.
-
-    The server serves these requests from threads of their own (see
-    router.WAITING): waiting here holds up no other request.
+    ``runner`` keeps the record of runs (``runs.TaskRunner``), ``flights``
+    shares runs between requests (``singleflight.Flights``), and
+    ``task_wait`` is ``[api] task_wait_timeout``.
     """
-    _authorize(req, policy)
-    util.read_empty_body(req)
-    wait = req.environ[util.CONF_KEY].api.task_wait_timeout
-    result = req.environ[util.RUNNER_KEY].flight(task).run(wait=wait)
-    return util.json_response(200, result.to_dict())
 
+    def __init__(self, cache, runner, flights, task_wait):
+        self._cache = cache
+        self._runner = runner
+        self._flights = flights
+        self._task_wait = task_wait
 
-def clean_cache(req):
-    """POST /v2/cache/clean : remove failed and stalled downloads."""
-    return _run(req, policies.CLEAN, 'clean')
+    def list_cache(self, req):
+        """GET /v2/cache : the cached images and the queue."""
+        util.context(req).can(policies.LIST)
+        records, queued = images.listing(self._cache)
+        return util.json_text_response(200, listing.encode(records, queued))
 
+    def queue_image(self, req, image_id):
+        """PUT /v2/cache/{image_id} : queue an image for caching."""
+        util.context(req).can(policies.QUEUE)
+        util.read_empty_body(req)
+        images.queue(self._cache, image_id)
+        return _no_content(202)
 
-def prune_cache(req):
-    """POST /v2/cache/prune : evict LRU images down to the size limit."""
-    return _run(req, policies.PRUNE, 'prune')
+    def delete_image(self, req, image_id):
+        """DELETE /v2/cache/{image_id} : drop an image from cache and queue."""
+        util.context(req).can(policies.DELETE)
+        images.delete(self._cache, image_id)
+        return _no_content()
 
+    def clear_cache(self, req):
+        """DELETE /v2/cache : empty the cache, the queue, or both."""
+        util.context(req).can(policies.DELETE)
+        # Only HTTP's own whitespace (space, tab) is trimmed: str.strip()
+        # would also drop U+00A0 or U+0085, and "cache\xa0" would clear the
+        # cache.
+        target = req.headers.get('x-image-cache-clear-target', '')
+        images.clear(self._cache, target.strip(' \t').lower() or 'both')
+        return _no_content()
 
-def list_runs(req):
-    """GET /v2/cache/runs : the recent clean and prune runs, oldest first."""
-    _authorize(req, policies.RUNS)
-    runs = req.environ[util.RUNNER_KEY].runs()
-    return util.json_response(200, {'runs': [r.to_dict() for r in runs]})
+    def list_cached_nodes(self, req, image_id):
+        """GET /v2/cache/nodes/{image_id} : the nodes caching an image."""
+        util.context(req).can(policies.NODES)
+        return util.json_response(200, images.cached_nodes(self._cache,
+                                                           image_id))
 
+    def clean_cache(self, req):
+        """POST /v2/cache/clean : remove failed and stalled downloads."""
+        util.context(req).can(policies.CLEAN)
+        return self._run(req, 'clean')
 
-def show_image_reference(req, image_id):
-    """GET /v2/images/{image_id} : the image reference clients look up.
+    def prune_cache(self, req):
+        """POST /v2/cache/prune : evict LRU images down to the size limit."""
+        util.context(req).can(policies.PRUNE)
+        return self._run(req, 'prune')
 
-    python-openstackclient resolves an image before ``cached image
-    queue|delete`` and gives up on a 404. cache-maint does not know Glance's
-    images, so it answers for any well-formed id with the one field it can
-    vouch for: the id.
-    """
-    _authorize(req, policies.LIST)
-    return util.json_response(200, {'id': images.check_image_id(image_id)})
+    def _run(self, req, task):
+        """Share the next run of a task, waiting for a run held elsewhere.
+
+        The server serves these requests from threads of their own (see
+        router.WAITING): waiting here holds up no other request.
+        """
+        util.read_empty_body(req)
+        result = self._flights.run(task, wait=self._task_wait)
+        return util.json_response(200, result.to_dict())
+
+    def list_runs(self, req):
+        """GET /v2/cache/runs : recent clean and prune runs, oldest first."""
+        util.context(req).can(policies.RUNS)
+        return util.json_response(200, {'runs': [
+            r.to_dict() for r in self._runner.runs()]})
+
+    def show_image_reference(self, req, image_id):
+        """GET /v2/images/{image_id} : the image reference clients look up.
+
+        python-openstackclient resolves an image before ``cached image
+        queue|delete`` and gives up on a 404. cache-maint does not know
+        Glance's images, so it answers for any well-formed id with the one
+        field it can vouch for: the id.
+        """
+        util.context(req).can(policies.LIST)
+        return util.json_response(200, {
+            'id': cachedir.check_image_id(image_id)})

@@ -22,7 +22,6 @@ from oslo_log import log as logging
 from cache_maint import exception
 from cache_maint import locks
 from cache_maint import maintenance
-from cache_maint import singleflight
 
 LOG = logging.getLogger(__name__)
 
@@ -49,18 +48,15 @@ class RunRecord:
 
 
 class TaskRunner:
-    """Runs clean and prune on one driver, one run of each at a time."""
+    """Runs clean and prune on one cache, one run of each at a time."""
 
-    def __init__(self, conf, driver, stop_event=None):
+    def __init__(self, conf, cache, stop_event=None):
         self.conf = conf
-        self.driver = driver
+        self.cache = cache
         self.stop_event = stop_event
         self._locks = locks.TaskLocks(conf, stop_event)
         self._runs = collections.deque(maxlen=RUN_HISTORY)
         self._runs_lock = threading.Lock()
-        self._flights = {}
-        self._flights_lock = threading.Lock()
-        self._closed = False
 
     def runs(self):
         """The record of recent runs, oldest first."""
@@ -77,7 +73,7 @@ class TaskRunner:
         ``hooks`` are those of ``_run``.
         """
         return self._run('clean', wait, trigger, lambda: maintenance.clean(
-            self.driver, self.conf.image_cache_stall_time,
+            self.cache, self.conf.image_cache_stall_time,
             stop_event=self.stop_event), **hooks)
 
     def prune(self, wait=None, trigger='request', **hooks):
@@ -86,30 +82,8 @@ class TaskRunner:
         ``hooks`` are those of ``_run``.
         """
         return self._run('prune', wait, trigger, lambda: maintenance.prune(
-            self.driver, self.conf.image_cache_max_size,
+            self.cache, self.conf.image_cache_max_size,
             stop_event=self.stop_event), **hooks)
-
-    def flight(self, task):
-        """The SingleFlight that shares runs of ``task`` between requests."""
-        with self._flights_lock:
-            if self._closed:
-                raise exception.ServiceStopping(
-                    'refused a %s request: the service is stopping' % task)
-            if task not in self._flights:
-                run = getattr(self, task)
-                self._flights[task] = singleflight.SingleFlight(
-                    task, lambda on_start, give_up: run(
-                        wait=None, trigger='API', on_start=on_start,
-                        give_up=give_up))
-            return self._flights[task]
-
-    def close(self):
-        """Start no more shared runs."""
-        with self._flights_lock:
-            self._closed = True
-            flights = list(self._flights.values())
-        for flight in flights:
-            flight.close()
 
     def _run(self, task, wait, trigger, work, on_start=None, give_up=None):
         """Run ``work`` under the task's locks, and record how it went.

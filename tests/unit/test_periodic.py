@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from cache_maint import exception
-from cache_maint import tasks
+from cache_maint import periodic
 from tests import base
 from tests.functional import helpers
 
@@ -43,7 +43,7 @@ class FakeRunner:
 def test_zero_disables_a_task(tmp_path, clean, prune, expected):
     conf = base.make_conf(tmp_path, cache_clean_interval=clean,
                           cache_prune_interval=prune)
-    built = tasks.build_callables(conf, FakeRunner())
+    built = periodic.build_callables(conf, FakeRunner())
     assert [fn.__name__ for fn, _args, _kwargs in built] == expected
     spacing = [fn._periodic_spacing for fn, _args, _kwargs in built]
     assert spacing == [v for v in (clean, prune) if v]
@@ -52,13 +52,13 @@ def test_zero_disables_a_task(tmp_path, clean, prune, expected):
 def run_worker(tmp_path, runner):
     conf = base.make_conf(tmp_path, cache_clean_interval=0,
                           cache_prune_interval=1)
-    periodic = tasks.PeriodicTasks(conf, runner)
-    periodic.start()
+    tasks = periodic.PeriodicTasks(conf, runner)
+    tasks.start()
     try:
         assert runner.enough.wait(30), runner.calls
     finally:
-        periodic.stop()
-        periodic.wait(30)
+        tasks.stop()
+        tasks.wait(30)
 
 
 def test_a_failing_run_does_not_stop_the_schedule(tmp_path, caplog):
@@ -70,7 +70,7 @@ def test_a_failing_run_does_not_stop_the_schedule(tmp_path, caplog):
 
 
 def test_a_busy_task_is_skipped_not_failed(tmp_path, caplog):
-    caplog.set_level('INFO', logger='cache_maint.tasks')
+    caplog.set_level('INFO', logger='cache_maint.periodic')
     runner = FakeRunner(busy=1)
     run_worker(tmp_path, runner)
     assert any('Periodic prune skipped' in r.getMessage()
@@ -82,11 +82,11 @@ def test_each_task_runs_once_at_start(tmp_path):
     conf = base.make_conf(tmp_path, cache_clean_interval=86400,
                           cache_prune_interval=86400)
     runner = FakeRunner()
-    periodic = tasks.PeriodicTasks(conf, runner)
-    periodic.start()
+    tasks = periodic.PeriodicTasks(conf, runner)
+    tasks.start()
     try:
         helpers.wait_for(lambda: len(runner.calls) == 2, 'the first runs')
     finally:
-        periodic.stop()
-        periodic.wait(30)
+        tasks.stop()
+        tasks.wait(30)
     assert sorted(call[0] for call in runner.calls) == ['clean', 'prune']

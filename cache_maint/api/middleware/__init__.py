@@ -1,0 +1,1 @@
+"""The API's WSGI middleware, one job per module; ``deploy`` stacks them."""

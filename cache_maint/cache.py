@@ -1,0 +1,72 @@
+"""The image cache as a whole: its files and its metadata, together.
+
+A Glance cache is two things that must agree: the files in the cache
+directory (``cache_maint.cachedir``, the same for every driver) and the
+records Glance keeps about them (a metadata driver, ``cache_maint.drivers``).
+``Cache`` holds one of each, so that maintenance and the per-image
+operations take the cache, not a driver that knows the files on the side.
+"""
+
+from oslo_log import log as logging
+
+from cache_maint import cachedir
+from cache_maint import drivers
+
+LOG = logging.getLogger(__name__)
+
+
+class Cache:
+    """One node's image cache: ``files`` and their ``metadata``."""
+
+    def __init__(self, files, metadata):
+        self.files = files          # a cachedir.CacheDir
+        self.metadata = metadata    # a drivers.base.Driver
+
+    @classmethod
+    def from_conf(cls, conf):
+        """The cache ``conf`` names, with its configured driver."""
+        return cls(cachedir.CacheDir(conf.image_cache_dir),
+                   drivers.load_driver(conf))
+
+    @property
+    def path(self):
+        return self.files.path
+
+    def check(self):
+        """Raise unless the directory and the metadata store are usable.
+
+        Creates nothing: a refused start leaves the disk and the database
+        as they were.
+        """
+        self.files.check_usable()
+        self.metadata.check()
+
+    def setup(self):
+        """Check the cache, then create what Glance would if it is missing.
+
+        Nothing is created until both are checked: a start refused for a
+        bad setting leaves the disk and the database as they were.
+        """
+        self.check()
+        self.files.prepare()
+        self.metadata.setup()
+        if self.files.scan_images():
+            problem = self.metadata.identity_problem()
+            if problem:
+                LOG.warning('The cached images cannot be maintained as they '
+                            'should: %s. Prune will not evict them as '
+                            'untracked until this node has records.', problem)
+
+    def snapshot(self):
+        """(recorded ids, {image_id: CachedFile}), records read first.
+
+        glance-api creates a file before its record and removes it before
+        its record, so a record whose file is missing from the later scan
+        is stale.
+        """
+        recorded = self.metadata.recorded_ids()
+        return recorded, self.files.scan_images()
+
+    def close(self):
+        """Release the metadata store's connections; usable again after."""
+        self.metadata.close()
