@@ -13,7 +13,7 @@ import argparse
 import json
 import time
 
-from tests.compat import glance_cache
+from tests.support import glance as glance_harness
 
 
 def main():
@@ -24,11 +24,11 @@ def main():
     parser.add_argument('--max-size', type=int, default=0)
     parser.add_argument('--stall-time', type=int, default=86400)
     parser.add_argument('--connection')
-    parser.add_argument('--node-url', default=glance_cache.DEFAULT_NODE_URL)
+    parser.add_argument('--node-url', default=glance_harness.DEFAULT_NODE_URL)
     parser.add_argument('--repeat', type=int, default=1)
     args = parser.parse_args()
 
-    cache = glance_cache.GlanceImageCache(
+    cache = glance_harness.GlanceImageCache(
         args.cache_dir, args.driver, max_size=args.max_size,
         connection=args.connection, node_url=args.node_url,
         stall_time=args.stall_time)

@@ -4,7 +4,6 @@ import collections
 from concurrent import futures
 import json
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -12,11 +11,6 @@ import threading
 import time
 
 Child = collections.namedtuple('Child', 'stdout stderr status peak_rss_mib')
-
-#: cache-maint's runner logs how long a run held its lock, i.e. the run
-#: itself, without the process start-up (imports, configuration, driver).
-_RUN_TOOK = re.compile(r'(Prune|Clean) run \(command line\) took ([0-9.]+) s')
-
 
 #: Seconds to let the disk go quiet before each timed run, once every
 #: write is flushed: the run before (a Glance prune makes tens of thousands
@@ -120,8 +114,8 @@ def glance(operation, copy, **options):
     """Glance 33's ``operation`` on ``copy``: (seconds list, result, rss)."""
     argv = [sys.executable, '-m', 'bench.glance_side', operation,
             '--driver', copy.driver, '--cache-dir', copy.path]
-    if copy.connection:
-        argv += ['--connection', copy.connection]
+    if copy.driver == 'centralized_db':
+        argv += ['--connection', copy.url]
     for name, value in options.items():
         argv += ['--' + name.replace('_', '-'), str(value)]
     settle()
@@ -131,22 +125,21 @@ def glance(operation, copy, **options):
 
 
 def cache_maint(operation, config_file):
-    """``cache-maint-manage --config-file F --debug operation``.
+    """``cache-maint-manage --config-file F operation --show-run``.
 
-    Returns (seconds of the run itself, the JSON it printed, peak RSS).
+    Returns (seconds of the run itself, its result, peak RSS). The run's
+    duration is the one its own record gives: from the moment it held its
+    locks to its end, without the process start-up (imports,
+    configuration, driver).
     """
     script = os.path.join(os.path.dirname(sys.executable),
                           'cache-maint-manage')
     settle()
     child = checked(run_child([script, '--config-file', config_file,
-                               '--debug', operation]),
+                               operation, '--show-run']),
                     'cache-maint-manage %s' % operation)
-    took = _RUN_TOOK.search(child.stderr)
-    if took is None:
-        raise RuntimeError('cache-maint-manage did not log its run time:\n'
-                           + child.stderr[-3000:])
-    return float(took.group(2)), json.loads(child.stdout), \
-        child.peak_rss_mib
+    run = json.loads(child.stdout)
+    return run['duration'], run['result'], child.peak_rss_mib
 
 
 def floor(directory, victims):

@@ -3,13 +3,15 @@
     python -m bench            # the full run behind doc/performance.rst
     python -m bench --quick    # small caches: correctness only (CI)
 
-Each case builds identical copies of one planned cache (bench.workload),
-lets Glance 33 work on one copy and the real ``cache-maint-manage`` on
-another, and a bare scan-and-unlink on a third (the floor). Whatever the
-timings, a case fails (and the run exits 1) if the two did not leave
-exactly the same images, if cache-maint's metadata and files disagree, or
-if anything else a case checks is wrong. Timings are reported, never
-asserted: the targets of issue 5 are printed as met or missed.
+Each case builds identical copies of one planned cache
+(``tests.support.plans`` and ``caches``), lets Glance 33 work on one copy
+and the real ``cache-maint-manage`` on another, and a bare scan-and-unlink
+on a third (the floor). A timing compares like with like only if both
+sides did the same work: a case whose two sides did not leave the images
+the plan says (``plans.limit_keeping``) is reported as not comparable and
+the run exits 1. Whether cache-maint is right is the tests' business (the
+compat suite holds the same victims to Glance's); timings are reported,
+never asserted: the targets of issue 5 are printed as met or missed.
 """
 
 import argparse
@@ -26,9 +28,11 @@ import time
 
 from bench import measure
 from bench import tables
-from bench import workload
 from cache_maint import cachedir
-from tests.compat import glance_cache
+from tests.support import caches
+from tests.support import databases
+from tests.support import plans
+from tests.support import running
 
 MIB = 1024 * 1024
 
@@ -71,13 +75,14 @@ class Row:
         return self.ours / self.floor
 
 
-class CheckFailed(AssertionError):
-    """Glance and cache-maint disagree, or cache-maint left a mess."""
+class NotComparable(Exception):
+    """The two sides of a case did not do the same work: no ratio."""
 
 
-def check(condition, message):
+def same_work(condition, message):
+    """Go on only if both sides did what the plan says they must."""
     if not condition:
-        raise CheckFailed(message)
+        raise NotComparable(message)
 
 
 # Sizes of each case: (images, victims) or a count of files.
@@ -120,52 +125,69 @@ class Bench:
             'image_cache_dir': copy.path,
             'image_cache_driver': copy.driver,
             'image_cache_stall_time': '86400',
-            'worker_self_reference_url': workload.NODE_URL,
+            'worker_self_reference_url': caches.NODE_URL,
             'cache_clean_interval': '0', 'cache_prune_interval': '0',
             **{k: str(v) for k, v in options.items()
                if not k.startswith('api_')}}
         parser['api'] = {k[4:]: str(v) for k, v in options.items()
                          if k.startswith('api_')}
-        if copy.connection:
-            parser['database'] = {'connection': copy.connection}
+        if copy.driver == 'centralized_db':
+            parser['database'] = {'connection': copy.url}
         with open(path, 'w') as f:
             parser.write(f)
         return path
 
-    def _copies(self, name, driver, images, count, connections=None,
-                files_only=0, **extra):
-        """``count`` identical copies; the last ``files_only``, files only."""
-        connections = (connections or []) + [None] * count
-        drivers = [driver] * (count - files_only) + [None] * files_only
-        copies = [workload.Copy(self._dir('%s-%d' % (name, i)), drivers[i],
-                                connections[i]).build(images, **extra)
-                  for i in range(count)]
+    def _copies(self, name, kind, images, count, urls=(), files_only=0,
+                invalid=(), stalled=()):
+        """``count`` identical copies; the last ``files_only``, files only.
+
+        A centralized_db copy (``kind`` postgresql or mysql) has a
+        database of its own from ``urls``, holding as many rows of
+        another node as of this one.
+        """
+        urls = list(urls) + [None] * count
+        copies = []
+        for i in range(count):
+            path = self._dir('%s-%d' % (name, i))
+            if i >= count - files_only:
+                copy = caches.FileCache(path)
+            else:
+                copy = caches.make(kind, path, urls[i])
+            copy.add_planned(images)
+            caches.write_files(os.path.join(path, 'invalid'), invalid)
+            caches.write_files(os.path.join(path, 'incomplete'), stalled)
+            if copy.driver == 'centralized_db':
+                copy.record(plans.plan(len(images), seed=len(images) + 1,
+                                       now=self.now),
+                            node_url=caches.OTHER_NODE_URL)
+            copies.append(copy)
         os.sync()   # every copy on disk, as a cache in service would be
         return copies
 
     # Prune, over and under the limit.
 
-    def prune(self, case, driver, count, victims, connection_kind=None,
-              with_glance=True):
-        images = workload.plan(count, seed=count, now=self.now)
-        max_size, survivors = workload.limit_keeping(images, count - victims)
+    def prune(self, case, kind, count, victims, with_glance=True):
+        images = plans.plan(count, seed=count, now=self.now)
+        max_size, survivors = plans.limit_keeping(images, count - victims)
         total = sum(i.size for i in images)
-        connections = []
-        if connection_kind:
-            connections = [glance_cache.create_database(connection_kind)
-                           for _ in range(2)]
-            for url in connections:
-                glance_cache.create_cache_tables(url)
+        urls = []
+        if kind in ('postgresql', 'mysql'):
+            # psycopg2 for PostgreSQL: the driver Glance's oslo.db uses.
+            dbapi = 'psycopg2' if kind == 'postgresql' else None
+            urls = [databases.create_database(kind, dbapi)
+                    for _ in range(2)]
+        copies = []
         try:
-            copies = self._copies(case, driver, images, 4, connections,
-                                  files_only=2)
+            copies = self._copies(case, kind, images, 4, urls, files_only=2)
             self._prune_under_limit(case, *copies[:2], total, count,
                                     with_glance)
             self._prune_over_limit(case, *copies, images, max_size,
                                    survivors, victims, with_glance)
         finally:
-            for url in connections:
-                glance_cache.drop_database(url)
+            for copy in copies:
+                copy.close()
+            for url in urls:
+                databases.drop_database(url)
 
     def _prune_under_limit(self, case, glance_copy, ours_copy, total, count,
                            with_glance, repeat=3):
@@ -174,16 +196,17 @@ class Bench:
                   note=case)
         config = self._config(ours_copy, image_cache_max_size=2 * total)
         runs = [measure.cache_maint('prune', config) for _ in range(repeat)]
-        check(all(result['total_files_pruned'] == 0 for _, result, _ in runs),
-              '%s: cache-maint pruned under its limit' % case)
+        same_work(all(result['total_files_pruned'] == 0
+                      for _, result, _ in runs),
+                  '%s: cache-maint pruned under its limit' % case)
         row.ours = min(seconds for seconds, _, _ in runs)
         row.ours_rss = max(rss for _, _, rss in runs)
         if with_glance or glance_copy.driver == 'sqlite':
             seconds, result, row.glance_rss = measure.glance(
                 'prune', glance_copy, max_size=2 * total, repeat=repeat)
             row.glance = min(seconds)
-            check(result == [0, 0], '%s: Glance pruned under its limit'
-                  % case)
+            same_work(result == [0, 0], '%s: Glance pruned under its limit'
+                      % case)
         self.rows.append(row)
 
     def _prune_over_limit(self, case, glance_copy, ours_copy, floor_copy,
@@ -191,31 +214,17 @@ class Bench:
                           with_glance):
         row = Row('prune', glance_copy.driver, len(images), victims,
                   note=case)
-        others = (ours_copy.recorded(workload.OTHER_NODE_URL)
-                  if ours_copy.driver == 'centralized_db' else None)
         if with_glance:
             seconds, result, row.glance_rss = measure.glance(
                 'prune', glance_copy, max_size=max_size,
-                node_url=workload.NODE_URL)
+                node_url=caches.NODE_URL)
             row.glance = seconds[0]
-            check(result[0] == victims, '%s: Glance evicted %d images, not '
-                  '%d' % (case, result[0], victims))
-            check(glance_copy.image_files() == survivors,
-                  '%s: Glance kept other images than the most recently '
-                  'used' % case)
+            same_work(glance_copy.images() == survivors,
+                      '%s: Glance did not leave the planned images' % case)
         config = self._config(ours_copy, image_cache_max_size=max_size)
         row.ours, result, row.ours_rss = measure.cache_maint('prune', config)
-        check(result['total_files_pruned'] == victims,
-              '%s: cache-maint evicted %d images, not %d'
-              % (case, result['total_files_pruned'], victims))
-        left = ours_copy.image_files()
-        check(left == survivors, '%s: cache-maint kept other images than '
-              'the most recently used (and than Glance)' % case)
-        check(ours_copy.recorded() == left, '%s: cache-maint left records '
-              'and files disagreeing' % case)
-        if others is not None:
-            check(ours_copy.recorded(workload.OTHER_NODE_URL) == others,
-                  "%s: cache-maint touched another node's rows" % case)
+        same_work(ours_copy.images() == survivors,
+                  '%s: cache-maint did not leave the planned images' % case)
         evicted = {i.image_id for i in images} - survivors
         row.floor = measure.floor(floor_copy.path, evicted)
         row.unlinks = measure.unlinks_alone(unlinks_copy.path, evicted,
@@ -225,10 +234,10 @@ class Bench:
     # Clean.
 
     def clean(self, junk_count, image_count):
-        images = workload.plan(image_count, seed=7, now=self.now)
-        invalid = workload.junk(junk_count // 2, seed=1, age=3600)
-        stalled = workload.junk(junk_count - len(invalid), seed=2,
-                                age=2 * workload.DAY)
+        images = plans.plan(image_count, seed=7, now=self.now)
+        invalid = plans.junk(junk_count // 2, seed=1, age=3600)
+        stalled = plans.junk(junk_count - len(invalid), seed=2,
+                             age=2 * plans.DAY)
         glance_copy, ours_copy, floor_copy = self._copies(
             'clean', 'sqlite', images, 3, files_only=1, invalid=invalid,
             stalled=stalled)
@@ -240,16 +249,10 @@ class Bench:
         row.glance = seconds[0]
         row.ours, result, row.ours_rss = measure.cache_maint(
             'clean', self._config(ours_copy))
-        check(result['total_files_cleaned'] == junk_count,
-              'clean: cache-maint removed %d files, not %d'
-              % (result['total_files_cleaned'], junk_count))
-        ids = {i.image_id for i in images}
         for copy, who in ((glance_copy, 'Glance'), (ours_copy, 'cache-maint')):
-            check(not copy.files_in('invalid') and
-                  not copy.files_in('incomplete'),
-                  'clean: %s left failed or stalled downloads' % who)
-            check(copy.image_files() == ids,
-                  'clean: %s touched cached images' % who)
+            same_work(not copy.listdir('invalid')
+                      and not copy.listdir('incomplete'),
+                      'clean: %s left failed or stalled downloads' % who)
         row.floor = sum(
             measure.floor(os.path.join(floor_copy.path, subdir),
                           [i.image_id for i in junk])
@@ -260,32 +263,26 @@ class Bench:
     # GET /v2/cache against Glance's own listing.
 
     def listing(self, count, repeat=9):
-        images = workload.plan(count, seed=count + 3, now=self.now)
+        images = plans.plan(count, seed=count + 3, now=self.now)
         [copy] = self._copies('list', 'sqlite', images, 1)
         row = Row('GET /v2/cache', 'sqlite', count, 0,
                   note='median of %d' % repeat)
         seconds, listed, row.glance_rss = measure.glance(
             'list', copy, repeat=repeat)
         row.glance = statistics.median(seconds)
-        check(listed == count, 'Glance listed %d images, not %d'
-              % (listed, count))
         row.ours, body = self._http_listing(copy, repeat)
-        document = json.loads(body)
-        check(sorted(r['image_id'] for r in document['cached_images']) ==
-              sorted(i.image_id for i in images),
-              'GET /v2/cache did not list every cached image')
+        same_work(listed == len(json.loads(body)['cached_images']) == count,
+                  'Glance and cache-maint did not both list every image')
         self.rows.append(row)
 
     def _http_listing(self, copy, repeat):
         """Median seconds of GET /v2/cache over HTTP, and the last body."""
-        from tests.functional import helpers
-        daemon = helpers.Daemon(
+        daemon = running.Daemon(
             self._dir('list-daemon'), copy.path, api={},
             cache_clean_interval=0, cache_prune_interval=0,
             image_cache_max_size=10 ** 12, debug='false')
         daemon.start()
         try:
-            daemon.wait_ready()
             conn = http.client.HTTPConnection('127.0.0.1', daemon.port,
                                               timeout=120)
             seconds = []
@@ -296,8 +293,8 @@ class Bench:
                 response = conn.getresponse()
                 body = response.read()
                 seconds.append(time.perf_counter() - started)
-                check(response.status == 200, 'GET /v2/cache answered %d'
-                      % response.status)
+                same_work(response.status == 200, 'GET /v2/cache answered '
+                          '%d' % response.status)
             conn.close()
         finally:
             daemon.stop()
@@ -306,8 +303,8 @@ class Bench:
     # A glance-api writing hits while cache-maint prunes (sqlite).
 
     def hits_during_prune(self, count, victims):
-        images = workload.plan(count, seed=count + 5, now=self.now)
-        max_size, survivors = workload.limit_keeping(images, count - victims)
+        images = plans.plan(count, seed=count + 5, now=self.now)
+        max_size, survivors = plans.limit_keeping(images, count - victims)
         [copy] = self._copies('hits', 'sqlite', images, 1)
         writer = measure.HitWriter(copy.db_path, sorted(survivors))
         writer.start()
@@ -316,13 +313,12 @@ class Bench:
                 'prune', self._config(copy, image_cache_max_size=max_size))
         finally:
             writer.stop()
-        check(copy.image_files() == survivors,
-              'prune beside glance-api hits kept the wrong images')
-        check(not writer.errors, 'glance-api hit updates failed during the '
-              'prune: %s' % writer.errors[:3])
+        same_work(copy.images() == survivors,
+                  'prune beside glance-api hits left other images')
         self.notes.setdefault('hits', []).append({
             'images': count,
             'writes': len(writer.lock_waits),
+            'failed_writes': len(writer.errors),
             'max_lock_wait_ms': 1000 * max(writer.lock_waits),
             'p99_lock_wait_ms': 1000 * _p99(writer.lock_waits),
             'max_commit_ms': 1000 * max(writer.commits),
@@ -341,11 +337,8 @@ def run_cases(bench, only, quick):
         'sqlite': lambda: bench.prune('sqlite', 'sqlite', *sizes['sqlite']),
         'xattr': lambda: bench.prune('xattr', 'xattr', *sizes['xattr']),
         'postgresql': lambda: bench.prune(
-            'PostgreSQL', 'centralized_db', *sizes['postgresql'],
-            connection_kind='postgresql'),
-        'mysql': lambda: bench.prune(
-            'MariaDB', 'centralized_db', *sizes['mysql'],
-            connection_kind='mysql'),
+            'PostgreSQL', 'postgresql', *sizes['postgresql']),
+        'mysql': lambda: bench.prune('MariaDB', 'mysql', *sizes['mysql']),
         'scale': lambda: bench.prune(
             'sqlite at scale', 'sqlite', *sizes['scale'],
             with_glance=quick or bench.glance_at_scale),
@@ -453,8 +446,9 @@ def main(argv=None):
     bench.notes['filesystem'] = measure.filesystem(workdir)
     try:
         run_cases(bench, args.only, args.quick)
-    except CheckFailed as e:
-        print('CHECK FAILED: %s' % e, file=sys.stderr)
+    except NotComparable as e:
+        print('NOT COMPARABLE: %s; no timing of this run means anything'
+              % e, file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -463,12 +457,14 @@ def main(argv=None):
     print(table(bench.rows))
     for hits in bench.notes.get('hits', ()):
         print('\nglance-api hit writes during a cache-maint prune of '
-              '%(images)d images (%(prune_seconds).3f s): %(writes)d writes; '
+              '%(images)d images (%(prune_seconds).3f s): %(writes)d writes '
+              '(%(failed_writes)d failed); '
               'waiting for the write lock: max %(max_lock_wait_ms).1f ms, '
               'p99 %(p99_lock_wait_ms).1f ms; their own commits: max '
               '%(max_commit_ms).1f ms, p99 %(p99_commit_ms).1f ms' % hits)
     if args.quick:
-        print('\nquick mode: every check passed; timings of small caches '
+        print('\nquick mode: both sides did the same work in every case; '
+              'timings of small caches '
               'mean nothing and are not judged')
     else:
         print('\ntargets (issue 5):')

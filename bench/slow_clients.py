@@ -23,6 +23,9 @@ import threading
 import time
 
 from bench import tables
+from tests.support import caches
+from tests.support import rawhttp
+from tests.support import running
 
 REQUESTS = (('GET', '/healthcheck'), ('GET', '/versions'),
             ('POST', '/v2/cache/prune'))
@@ -61,18 +64,14 @@ def time_requests(daemon, rounds, skip=()):
 
 
 def run(workdir, idle, slow, rounds):
-    from tests import base
-    from tests.faults import hostile
-    from tests.functional import helpers
-
-    cache = base.SqliteCache(os.path.join(workdir, 'cache'))
+    cache = caches.SqliteCache(os.path.join(workdir, 'cache'))
     for _ in range(10):
         cache.add_image()
-    daemon = helpers.Daemon(workdir, cache.path, cache_prune_interval=0,
+    daemon = running.Daemon(workdir, cache.path, cache_prune_interval=0,
                             cache_clean_interval=0, debug='false').start()
     try:
         results = {'alone': time_requests(daemon, rounds)}
-        with hostile.bad_clients(daemon.port, idle, slow):
+        with rawhttp.bad_clients(daemon.port, idle, slow):
             time.sleep(2)   # every slow client is mid-request by now
             results['%d idle, %d slow clients' % (idle, slow)] = \
                 time_requests(daemon, rounds)

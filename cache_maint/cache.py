@@ -50,12 +50,13 @@ class Cache:
         self.check()
         self.files.prepare()
         self.metadata.setup()
-        if self.files.scan_images():
-            problem = self.metadata.identity_problem()
-            if problem:
-                LOG.warning('The cached images cannot be maintained as they '
-                            'should: %s. Prune will not evict them as '
-                            'untracked until this node has records.', problem)
+        # Only a store shared by many nodes can have a problem; the scan,
+        # one stat per file, is made only then.
+        problem = self.metadata.identity_problem()
+        if problem and self.files.scan_images():
+            LOG.warning('The cached images cannot be maintained as they '
+                        'should: %s. Prune will not evict them as untracked '
+                        'until this node has records.', problem)
 
     def snapshot(self):
         """(recorded ids, {image_id: CachedFile}), records read first.

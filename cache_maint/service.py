@@ -7,7 +7,6 @@ everything with state (the cache, threads, sockets) is made in ``start()``
 and torn down in ``stop()``.
 """
 
-import gc
 import threading
 
 from oslo_log import log as logging
@@ -20,6 +19,7 @@ from cache_maint import exception
 from cache_maint import periodic
 from cache_maint import runs
 from cache_maint import singleflight
+from cache_maint import startup
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class MaintenanceService(service.Service):
         self._api.start()
         self._periodic = periodic.PeriodicTasks(self.conf, self._runner)
         self._periodic.start()
-        _freeze_start_up_objects()
+        startup.freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
                  'bytes)', self.conf.image_cache_dir,
                  self._cache.metadata.name,
@@ -96,7 +96,7 @@ class MaintenanceService(service.Service):
             self._cache.close()
         self._cache = self._api = self._periodic = None
         self._runner = self._flights = None
-        gc.unfreeze()
+        startup.unfreeze()
         super().stop(graceful)
         self._stopped.set()
 
@@ -105,17 +105,3 @@ class MaintenanceService(service.Service):
 
     def reset(self):
         """Nothing to do: a reload arrives as a new worker process."""
-
-
-def _freeze_start_up_objects():
-    """Keep the objects made at start-up out of every garbage collection.
-
-    The libraries, the configuration and the application are some 90,000
-    objects that live as long as the process. The collector would walk
-    them all in each full collection, and a request that builds many
-    objects (GET /v2/cache of 20,000 images builds 40,000) sets one off:
-    a third of that request's time. The garbage made so far is collected
-    first, so that none is kept for good.
-    """
-    gc.collect()
-    gc.freeze()

@@ -19,21 +19,36 @@ from cache_maint.cmd import common
 from cache_maint import exception
 from cache_maint import images
 from cache_maint import runs
+from cache_maint import startup
 
 LOG = logging.getLogger(__name__)
 
 
-def _clean(conf, cache, stop):
+def _run(conf, cache, stop, task):
+    """Run ``task`` once; print its result, or its whole run record.
+
+    With ``--show-run``, a run that failed is printed too, before the
+    command exits with its error: its record says how it ended.
+    """
     task_runner = runs.TaskRunner(conf, cache, stop)
-    _print_json(task_runner.clean(wait=conf.command.wait,
-                                  trigger='command line').to_dict())
+    try:
+        result = getattr(task_runner, task)(wait=conf.command.wait,
+                                            trigger='command line')
+    except exception.CacheMaintError:
+        if conf.command.show_run and task_runner.runs():
+            _print_json(task_runner.runs()[-1].to_dict())
+        raise
+    _print_json(task_runner.runs()[-1].to_dict() if conf.command.show_run
+                else result.to_dict())
+    return result
+
+
+def _clean(conf, cache, stop):
+    _run(conf, cache, stop, 'clean')
 
 
 def _prune(conf, cache, stop):
-    task_runner = runs.TaskRunner(conf, cache, stop)
-    result = task_runner.prune(wait=conf.command.wait,
-                               trigger='command line')
-    _print_json(result.to_dict())
+    result = _run(conf, cache, stop, 'prune')
     if result.stopped:
         sys.exit('cache-maint-manage prune: stopped by a signal before it '
                  'finished; the next prune finishes the work')
@@ -100,6 +115,12 @@ def _add_parsers(subparsers):
             help='Give up if a run of the same task elsewhere (the service, '
                  'glance-api) still holds the lock after this long; by '
                  'default wait for it.')
+        parser.add_argument(
+            '--show-run', action='store_true',
+            help='Print the run as the service records it (GET '
+                 '/v2/cache/runs): when it started and finished, its '
+                 'duration, outcome and result, instead of the result '
+                 'alone.')
     subparsers.add_parser(
         'db-sync', help="Create Glance's node_reference and cached_images "
                         'tables in a standalone database (centralized_db '
@@ -126,6 +147,7 @@ def main(argv=None):
         cache = cm_cache.Cache.from_conf(conf)
         if conf.command.name != 'db-sync':
             cache.setup()
+        startup.freeze_start_up_objects()
         COMMANDS[conf.command.name](conf, cache, stop)
     except exception.CacheMaintError as e:
         sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))

@@ -6,10 +6,11 @@ import subprocess
 
 import pytest
 
-from tests import base
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
 
-KIB = base.KIB
+
+KIB = caches.KIB
 
 #: The service's image_cache_max_size: the three images of Filled exceed it.
 MAX_SIZE = 10 * KIB
@@ -46,7 +47,7 @@ def state(cache):
 class Filled:
     """One of everything: what each cache request has to act on."""
 
-    cache: base.SqliteCache
+    cache: caches.SqliteCache
     cached: list      # three 6 KiB images, least recently used first
     queued: str
     invalid: str      # a failed download: clean removes it
@@ -86,10 +87,10 @@ def run(name, args, home):
     env['HOME'] = str(home)
     args = [str(arg) for arg in args]
     try:
-        return subprocess.run([helpers.console_script(name)] + args,
+        return subprocess.run([processes.console_script(name)] + args,
                               env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True,
-                              timeout=helpers.DEADLINE)
+                              timeout=processes.DEADLINE)
     except subprocess.TimeoutExpired as error:
         pytest.fail('%s %s did not exit within %s s: %s'
-                    % (name, ' '.join(args), helpers.DEADLINE, error))
+                    % (name, ' '.join(args), processes.DEADLINE, error))

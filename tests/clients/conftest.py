@@ -14,9 +14,10 @@ import sys
 
 import pytest
 
-from tests import base
 from tests import clients
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import env
+from tests.support import running
 
 #: What ``tox -e clients`` installs: each pin and the module it provides.
 PINS = {'python-glanceclient==4.13.0': 'glanceclient',
@@ -40,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
         return
     message = ('the real-client suite needs %s: run it with "tox -e '
                'clients"' % ', '.join(missing))
-    if os.environ.get('CI', '').lower() == 'true':
+    if env.in_ci():
         raise pytest.UsageError(message)
     for item in items:
         item.add_marker(pytest.mark.skip(reason=message))
@@ -50,10 +51,10 @@ def pytest_collection_modifyitems(config, items):
 def service(tmp_path_factory):
     """One real cache-maint for the module, on a cache of its own."""
     workdir = tmp_path_factory.mktemp('service')
-    daemon = helpers.Daemon(workdir, workdir / 'cache',
+    daemon = running.Daemon(workdir, workdir / 'cache',
                             image_cache_max_size=clients.MAX_SIZE,
                             cache_prune_interval=0, cache_clean_interval=0)
-    daemon.cache = base.SqliteCache(daemon.cache_dir)
+    daemon.cache = caches.SqliteCache(daemon.cache_dir)
     daemon.start()
     yield daemon
     daemon.stop()
@@ -89,7 +90,7 @@ def cache(service):
 @pytest.fixture
 def filled(cache):
     """The emptied cache, filled with one of everything."""
-    cached = [cache.add_image(size=6 * base.KIB, last_accessed=1.7e9 + i,
+    cached = [cache.add_image(size=6 * caches.KIB, last_accessed=1.7e9 + i,
                               hits=i) for i in range(3)]
     filled = clients.Filled(cache, cached, cache.queue(),
                             cache.add_invalid(),

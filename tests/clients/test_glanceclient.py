@@ -8,8 +8,8 @@ import datetime
 
 import pytest
 
-from tests import base
 from tests import clients
+from tests.support import caches
 
 UNKNOWN = '0b9ab4e6-1d0d-4a7c-9d47-3a39d47a5c1f'
 
@@ -73,7 +73,7 @@ def test_without_api_version_it_stays_on_v2(glance, filled, tmp_path):
 
 
 def test_cache_queue(glance, cache):
-    images = [base.new_id(), base.new_id()]
+    images = [caches.new_id(), caches.new_id()]
     succeeded(glance('admin', 'cache-queue', *images))
     assert clients.state(cache) == clients.State(queue=images)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests import base
 from tests import clients
+from tests.support import caches
 
 openstack = pytest.importorskip('openstack')
 exceptions = pytest.importorskip('openstack.exceptions')
@@ -53,7 +53,7 @@ def test_get_image_cache(admin, filled):
 
 
 def test_queue_image(admin, cache):
-    images = [base.new_id(), base.new_id()]
+    images = [caches.new_id(), caches.new_id()]
     for image_id in images:
         assert admin.queue_image(image_id) is None
     assert clients.state(cache) == clients.State(queue=images)

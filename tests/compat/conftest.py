@@ -4,10 +4,12 @@ Without it the suite is skipped on a developer's machine and fails in CI.
 """
 
 import importlib.util
-import os
 import uuid
 
 import pytest
+
+from tests.support import databases as scratch
+from tests.support import env
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,19 +17,15 @@ def pytest_collection_modifyitems(config, items):
         return
     message = ('the compatibility suite needs glance==33.0.0: run it with '
                '"tox -e compat"')
-    if os.environ.get('CI', '').lower() == 'true':
+    if env.in_ci():
         raise pytest.UsageError(message)
     for item in items:
         item.add_marker(pytest.mark.skip(reason=message))
 
 
 def require_server(kind):
-    from tests.compat import glance_cache
-    if not glance_cache.server_available(kind):
-        message = '%s test server is not running' % kind
-        if os.environ.get('CI', '').lower() == 'true':
-            pytest.fail(message)
-        pytest.skip(message)
+    if not scratch.server_available(kind):
+        env.unavailable('%s test server is not running' % kind)
 
 
 @pytest.fixture
@@ -36,20 +34,20 @@ def databases(tmp_path):
 
     ``kind`` is sqlite, postgresql or mysql; all are dropped afterwards.
     """
-    from tests.compat import glance_cache
+    from tests.support import glance as glance_harness
     drops = []
 
     def new(kind, how='models'):
         if kind == 'sqlite':
-            url = glance_cache.sqlite_url(
+            url = glance_harness.sqlite_url(
                 tmp_path / ('glance-%s.db' % uuid.uuid4().hex[:8]))
         else:
             require_server(kind)
-            url = glance_cache.create_database(kind)
+            url = glance_harness.create_database(kind)
             drops.append(url)
-        glance_cache.create_cache_tables(url, how=how)
+        glance_harness.create_cache_tables(url, how=how)
         return url
 
     yield new
     for url in drops:
-        glance_cache.drop_database(url)
+        glance_harness.drop_database(url)

@@ -19,8 +19,10 @@ pytest.importorskip('glance.image_cache', reason='needs glance==33.0.0')
 
 import sqlalchemy as sa  # noqa: E402
 
-from tests.compat import glance_cache  # noqa: E402
-from tests.functional import helpers  # noqa: E402
+from tests.support import caches  # noqa: E402
+from tests.support import glance as glance_harness  # noqa: E402
+from tests.support import processes  # noqa: E402
+from tests.support import settings  # noqa: E402
 
 KIB = 1024
 CASES = ['sqlite', 'xattr', 'centralized_db-sqlite',
@@ -38,7 +40,7 @@ class Node:
         self.node_url = 'http://%s.example.org:9292' % name
         self.config = str(tmp_path / ('%s.conf' % name))
         self.log = str(tmp_path / ('%s.log' % name))
-        self.glance = glance_cache.GlanceImageCache(
+        self.glance = glance_harness.GlanceImageCache(
             self.path, driver, max_size, connection=connection,
             node_url=self.node_url)
         self.set_limit(max_size)
@@ -55,13 +57,13 @@ class Node:
             'log_file': self.log}}
         if self.connection:
             sections['database'] = {'connection': self.connection}
-        helpers.write_config(self.config, sections)
+        settings.write_config(self.config, sections)
 
     def manage(self, *args):
         """Run the real cache-maint-manage; return its parsed JSON."""
-        result = helpers.run_script('cache-maint-manage',
-                                    ['--config-file', self.config] +
-                                    list(args))
+        result = processes.run_script('cache-maint-manage',
+                                      ['--config-file', self.config] +
+                                      list(args))
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
@@ -263,14 +265,13 @@ def test_untracked_files_end_under_the_limit(recorded_nodes):
         assert len(theirs.images()) == 6    # still over the limit
         assert not theirs.images() & set(tracked)
     else:
-        with pytest.raises(glance_cache.UnprunableCache):
+        with pytest.raises(glance_harness.UnprunableCache):
             theirs.glance.prune()
 
 
 def test_glance_reads_while_we_prune_a_large_sqlite_cache(tmp_path):
     """A Glance reader never hits its 2 s sqlite lock timeout."""
-    from tests import base
-    builder = base.SqliteCache(tmp_path / 'ours')
+    builder = caches.SqliteCache(tmp_path / 'ours')
     builder.add_images(3000, size=16)
     node = Node(tmp_path, 'ours', 'sqlite', None, 10 * 1024 * KIB)
     hot = str(uuid.uuid4())
@@ -307,7 +308,6 @@ def test_glance_xattr_prune_lists_the_directory_per_victim(tmp_path):
 
     from cache_maint import cache as cm_cache
     from cache_maint import maintenance
-    from tests import base
 
     theirs = Node(tmp_path, 'theirs', 'xattr', None, 10 * 1024 * KIB)
     ids = [str(uuid.uuid4()) for _ in range(30)]
@@ -332,7 +332,7 @@ def test_glance_xattr_prune_lists_the_directory_per_victim(tmp_path):
         glance_xattr.os.listdir = real_listdir
     assert len(listings) > 20
 
-    subject = cm_cache.Cache.from_conf(base.make_conf(
+    subject = cm_cache.Cache.from_conf(settings.make_conf(
         ours.path, image_cache_driver='xattr'))
     subject.setup()
     scans = []

@@ -15,7 +15,8 @@ pytest.importorskip('glance.image_cache', reason='needs glance==33.0.0')
 
 import sqlalchemy as sa  # noqa: E402
 
-from tests.compat import glance_cache  # noqa: E402
+from tests.support import databases as scratch  # noqa: E402
+from tests.support import glance as glance_harness  # noqa: E402
 
 KIB = 1024
 BACKENDS = ('sqlite', 'postgresql', 'mysql')
@@ -33,7 +34,7 @@ def open_connections(url):
         kind, query = 'mysql', (
             'SELECT count(*) FROM information_schema.processlist '
             'WHERE db = :db')
-    engine = sa.create_engine(glance_cache.admin_url(kind))
+    engine = sa.create_engine(scratch.admin_url(kind))
     try:
         with engine.connect() as conn:
             return conn.execute(sa.text(query),
@@ -48,8 +49,8 @@ def ids(count):
 
 def make_cache(tmp_path, databases, driver, backend, name='cache', **kw):
     connection = databases(backend) if backend else None
-    return glance_cache.GlanceImageCache(tmp_path / name, driver,
-                                         connection=connection, **kw)
+    return glance_harness.GlanceImageCache(tmp_path / name, driver,
+                                           connection=connection, **kw)
 
 
 @pytest.mark.parametrize('driver,backend', CASES)
@@ -114,7 +115,7 @@ def test_switch_drivers_and_databases_in_one_process(tmp_path, databases):
             ('centralized_db', 'mysql', 'models')]
     for n, (driver, backend, how) in enumerate(plan):
         url = databases(backend, how) if backend else None
-        cache = glance_cache.GlanceImageCache(
+        cache = glance_harness.GlanceImageCache(
             tmp_path / ('cache%d' % n), driver, connection=url,
             max_size=KIB)
         images = ids(2)
@@ -131,10 +132,10 @@ def test_switch_drivers_and_databases_in_one_process(tmp_path, databases):
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_two_nodes_share_one_database(tmp_path, databases, backend):
     url = databases(backend)
-    node_a = glance_cache.GlanceImageCache(
+    node_a = glance_harness.GlanceImageCache(
         tmp_path / 'a', 'centralized_db', connection=url,
         node_url='http://node-a:9292')
-    node_b = glance_cache.GlanceImageCache(
+    node_b = glance_harness.GlanceImageCache(
         tmp_path / 'b', 'centralized_db', connection=url,
         node_url='http://node-b:9292')
     shared, only_a, only_b = ids(3)
@@ -174,7 +175,7 @@ def test_prune_that_would_never_end_is_refused(tmp_path, databases,
     def never(*args):
         raise AssertionError('Glance prune called')
     monkeypatch.setattr(cache.image_cache, 'prune', never)
-    with pytest.raises(glance_cache.UnprunableCache):
+    with pytest.raises(glance_harness.UnprunableCache):
         cache.prune()
     cache.close()
 
@@ -185,6 +186,6 @@ def test_silent_fallback_to_sqlite_is_an_error(tmp_path, monkeypatch):
     def unsupported(path, key, value):
         raise OSError(errno.EOPNOTSUPP, 'Operation not supported')
     monkeypatch.setattr(glance_xattr, 'set_xattr', unsupported)
-    with pytest.raises(glance_cache.DriverFallback, match='fell back to '
-                                                          'sqlite'):
-        glance_cache.GlanceImageCache(tmp_path, 'xattr')
+    with pytest.raises(glance_harness.DriverFallback, match='fell back to '
+                       'sqlite'):
+        glance_harness.GlanceImageCache(tmp_path, 'xattr')

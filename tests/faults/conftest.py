@@ -12,32 +12,31 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from cache_maint.drivers import glance_tables as tables
-from tests import base
-from tests import caches
-from tests import databases
-from tests.functional import helpers
+
+from tests.support import caches
+from tests.support import databases
+from tests.support import env
+from tests.support import fs
+from tests.support import glance_schema
+from tests.support import plans
+from tests.support import processes
+from tests.support import running
+from tests.support import settings
 
 #: The four kinds of metadata store the fault tests run against.
-KINDS = ('sqlite', 'xattr', 'postgresql', 'mysql')
+KINDS = caches.KINDS
 
 #: Images in a "large" cache (issue 6 asks for 20,000).
 LARGE = 20000
 
 #: Run slices, in seconds, of a process being stepped towards a fault.
 SLICE = 0.002
-
-
-def in_ci():
-    return os.environ.get('CI', '').lower() == 'true'
 
 
 def image_count(path):
@@ -51,35 +50,20 @@ def image_count(path):
 
 
 class Workload:
-    """A cache filled with images of known sizes and a known LRU order."""
+    """A cache filled with images of known sizes and a known LRU order.
+
+    The images are written and recorded in bulk (``add_planned``), one
+    whole second apart, so that the LRU order is the creation order for
+    every driver.
+    """
 
     def __init__(self, cache, count, size_of=lambda i: 1 + (i * 7) % 13):
         self.cache = cache
-        now = time.time()
-        # Whole seconds, one apart: MariaDB's DATETIME and xattr's atime
-        # keep no more, so the LRU order is the creation order everywhere.
-        # An hour old: past the grace prune gives untracked new files.
-        first = int(now) - 2 * 86400
-        mtime = now - 3600
-        self.ids, self.sizes, rows = [], {}, []
-        directory = os.open(cache.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for i in range(count):
-                image_id = str(uuid.uuid4())
-                size = size_of(i)
-                fd = os.open(image_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             0o644, dir_fd=directory)
-                try:
-                    os.write(fd, b'x' * size)
-                finally:
-                    os.close(fd)
-                os.utime(image_id, (first + i, mtime), dir_fd=directory)
-                self.ids.append(image_id)
-                self.sizes[image_id] = size
-                rows.append((image_id, float(first + i), size, i % 7))
-        finally:
-            os.close(directory)
-        _record(cache, rows)
+        self.images = plans.timeline(count, size_of,
+                                     hits_of=lambda i: i % 7)
+        cache.add_planned(self.images)
+        self.ids = [image.image_id for image in self.images]
+        self.sizes = {image.image_id: image.size for image in self.images}
         self.rows_before = cache.rows()
 
     @property
@@ -87,20 +71,8 @@ class Workload:
         return sum(self.sizes.values())
 
     def survivors(self, max_size, kept=()):
-        """The most recently used images that fit in ``max_size``.
-
-        Prune evicts least recently used first until the cache fits;
-        images in ``kept`` cannot be removed and are passed over.
-        """
-        total = self.total
-        victims = set()
-        for image_id in self.ids:
-            if total <= max_size:
-                break
-            if image_id not in kept:
-                victims.add(image_id)
-                total -= self.sizes[image_id]
-        return set(self.ids) - victims
+        """What a prune to ``max_size`` leaves (plans.survivors)."""
+        return plans.survivors(self.images, max_size, kept)
 
     def files(self):
         return self.cache.images()
@@ -112,7 +84,7 @@ class Workload:
         middle of a transaction: a locked sqlite database is not waited
         for, and the servers answer from committed rows.
         """
-        if isinstance(self.cache, base.SqliteCache):
+        if isinstance(self.cache, caches.SqliteCache):
             conn = sqlite3.connect(self.cache.db_path, timeout=0.05)
             try:
                 return conn.execute(
@@ -124,7 +96,7 @@ class Workload:
         if isinstance(self.cache, caches.CentralCache):
             with self.cache.engine.connect() as conn:
                 return conn.execute(sa.select(sa.func.count()).select_from(
-                    tables.cached_images)).scalar()
+                    glance_schema.cached_images)).scalar()
         return len(self.files())
 
     def rows(self):
@@ -153,24 +125,6 @@ class Workload:
                 self.cache.path, image_id)) == self.sizes[image_id]
 
 
-def _record(cache, rows):
-    """Record ``rows`` in bulk, in one transaction."""
-    if isinstance(cache, base.SqliteCache):
-        conn = sqlite3.connect(cache.db_path, isolation_level=None)
-        try:
-            conn.execute('BEGIN')
-            conn.executemany(
-                'INSERT INTO cached_images (image_id, last_accessed, '
-                'last_modified, hits, size) VALUES (?, ?, ?, ?, ?)',
-                [(image_id, accessed, accessed, hits, size)
-                 for image_id, accessed, size, hits in rows])
-            conn.execute('COMMIT')
-        finally:
-            conn.close()
-    else:
-        cache.record(rows)
-
-
 @pytest.fixture
 def make_cache(tmp_path, tmpfs):
     """Make an empty Glance cache of a kind in KINDS.
@@ -181,114 +135,51 @@ def make_cache(tmp_path, tmpfs):
     disk. The database of a centralized_db cache is a scratch database on
     the real server, dropped afterwards.
     """
-    made = []
+    made, urls = [], []
 
     def make(kind):
         path = tmpfs('cache', 512 * 1024 * 1024, required=False)
         if path is None:
             path = tmp_path / 'cache'
-        if kind == 'sqlite':
-            cache = base.SqliteCache(path)
-        elif kind == 'xattr':
-            cache = caches.XattrCache(path)
-        else:
+        url = None
+        if kind in ('postgresql', 'mysql'):
             url = databases.create_database(kind)
-            made.append(url)
-            cache = caches.CentralCache(path, url)
-        made.append(cache)
-        return cache
+            urls.append(url)
+        made.append(caches.make(kind, path, url))
+        return made[-1]
 
     yield make
-    for item in reversed(made):
-        if isinstance(item, str):
-            databases.drop_database(item)
-        else:
-            if isinstance(item, caches.CentralCache):
-                item.engine.dispose()
-            shutil.rmtree(item.path, ignore_errors=True)
-
-
-class FaultDaemon(helpers.Daemon):
-    """A real ``cache-maint``, with a [database] section when one is given."""
-
-    def __init__(self, workdir, cache_dir, connection=None, **options):
-        self.connection = connection
-        super().__init__(workdir, cache_dir, **options)
-
-    def configure(self, api=None, **options):
-        super().configure(api=api, **options)
-        if self.connection:
-            with open(self.config_path, 'a') as f:
-                f.write('\n[database]\nconnection = %s\n' % self.connection)
-
-    @property
-    def pids(self):
-        """The master and its forked workers."""
-        return [self.process.pid] + sorted(self.workers())
-
-    def post(self, task):
-        return self.request('POST', '/v2/cache/%s' % task, token='admin')
-
-    def runs(self, task=None):
-        """The service's own record of its runs (GET /v2/cache/runs)."""
-        response = self.request('GET', '/v2/cache/runs', token='admin')
-        assert response.status_code == 200, response.text
-        return [run for run in response.json()['runs']
-                if task is None or run['task'] == task]
-
-    def log_lines(self, *needles):
-        """Lines of the log containing every one of ``needles``."""
-        return [line for line in self.log().splitlines()
-                if all(needle in line for needle in needles)]
-
-    def kill9(self):
-        """SIGKILL the whole service, master and workers at once."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(helpers.DEADLINE)
-
-
-def cache_options(cache):
-    """The [DEFAULT] options and [database] connection of a cache."""
-    options = {'image_cache_driver': cache.driver}
-    connection = None
-    if isinstance(cache, caches.CentralCache):
-        options['worker_self_reference_url'] = cache.node_url
-        connection = cache.url
-    return options, connection
+    for cache in reversed(made):
+        if isinstance(cache, caches.CentralCache):
+            cache.engine.dispose()
+        shutil.rmtree(cache.path, ignore_errors=True)
+    for url in urls:
+        databases.drop_database(url)
 
 
 @pytest.fixture
 def daemons(tmp_path):
-    """Make FaultDaemons for a cache; every one is stopped afterwards."""
+    """Make Daemons for a cache; every one is stopped afterwards."""
     made = []
 
     def make(cache, workdir=None, connection=None, **options):
-        driver_options, cache_connection = cache_options(cache)
-        driver_options.update(options)
+        """``connection`` replaces the cache's database URL (a Link's)."""
         workdir = workdir or tmp_path / ('daemon-%d' % len(made))
         os.makedirs(workdir, exist_ok=True)
-        daemon = FaultDaemon(workdir, cache.path,
-                             connection=connection or cache_connection,
-                             **driver_options)
-        made.append(daemon)
-        return daemon
+        made.append(running.Daemon.for_cache(workdir, cache, connection,
+                                             **options))
+        return made[-1]
 
     yield make
     for daemon in made:
-        if daemon.process is not None and daemon.process.poll() is None:
+        if daemon.process is not None:
             daemon.stop()
-        if daemon.process is not None and daemon.process.poll() is None:
-            os.killpg(daemon.process.pid, signal.SIGKILL)
 
 
 def write_manage_config(path, cache, **options):
     """A config file for ``cache-maint-manage`` on ``cache``."""
-    default, connection = cache_options(cache)
-    default.update(image_cache_dir=cache.path, **options)
-    sections = {'DEFAULT': default}
-    if connection:
-        sections['database'] = {'connection': connection}
-    return helpers.write_config(path, sections)
+    return settings.write_config(path,
+                                 settings.cache_sections(cache, **options))
 
 
 def _threads_stopped(pid):
@@ -311,8 +202,8 @@ def _threads_stopped(pid):
 def freeze(pgid, pids):
     """SIGSTOP a process group; return once all its threads are stopped."""
     os.killpg(pgid, signal.SIGSTOP)
-    helpers.wait_for(lambda: all(_threads_stopped(pid) for pid in pids),
-                     'processes %s to stop' % pids, interval=0.0005)
+    processes.wait_for(lambda: all(_threads_stopped(pid) for pid in pids),
+                       'processes %s to stop' % pids, interval=0.0005)
 
 
 def step_until(pgid, pids, condition, what, timeout=120):
@@ -377,7 +268,7 @@ class Link:
 
     def __init__(self, host, port):
         self.upstream = (host, port)
-        self.port = helpers.free_port()
+        self.port = processes.free_port()
         self.cut_event = threading.Event()
         self._guard = threading.Lock()
         self._sockets = set()
@@ -510,24 +401,15 @@ def tmpfs(tmp_path):
     def mount(name, size, required=True):
         path = tmp_path / name
         path.mkdir()
-        result = subprocess.run(
-            ['mount', '-t', 'tmpfs', '-o', 'size=%d' % size, 'tmpfs',
-             str(path)], capture_output=True, text=True)
-        if result.returncode != 0:
-            message = 'cannot mount a tmpfs at %s: %s' % (
-                path, result.stderr.strip())
+        problem = fs.mount_tmpfs(path, size)
+        if problem:
             if not required:
                 path.rmdir()
                 return None
-            if in_ci():
-                pytest.fail(message)
-            pytest.skip(message)
+            env.unavailable(problem)
         mounted.append(path)
         return path
 
     yield mount
     for path in reversed(mounted):
-        if subprocess.run(['umount', str(path)]).returncode != 0:
-            # Still busy (a process being killed): detach it now, the
-            # kernel frees it when the last user is gone.
-            subprocess.run(['umount', '-l', str(path)], check=True)
+        fs.unmount(path)

@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 
-from tests.compat import glance_cache
+from tests.support import glance as glance_harness
 
 
 class _Failures(logging.Handler):
@@ -62,7 +62,7 @@ def run(args):
     rnd = random.Random(args.seed)
     pool = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))
             for _ in range(args.images)]
-    cache = glance_cache.GlanceImageCache(
+    cache = glance_harness.GlanceImageCache(
         args.cache_dir, driver=args.driver, connection=args.connection,
         node_url=args.node_url)
     counts = collections.Counter()
@@ -94,7 +94,7 @@ def main():
     parser.add_argument('--cache-dir', required=True)
     parser.add_argument('--driver', required=True)
     parser.add_argument('--connection')
-    parser.add_argument('--node-url', default=glance_cache.DEFAULT_NODE_URL)
+    parser.add_argument('--node-url', default=glance_harness.DEFAULT_NODE_URL)
     parser.add_argument('--seconds', type=float, default=60)
     parser.add_argument('--images', type=int, default=40)
     parser.add_argument('--pause', type=float, default=0.01)

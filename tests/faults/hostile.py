@@ -1,72 +1,13 @@
 """Helpers of the hostile-input, access and configuration fault tests.
 
-Raw HTTP over a socket (``requests`` would normalise the paths these tests
-are about), snapshots of directory trees that never follow a link or open
-a FIFO, and a real ``cache-maint`` started on a cache of the test's own.
+Whether an answer discloses anything of the host, and snapshots of
+directory trees that never follow a link or open a FIFO. Raw HTTP and the
+daemon harness are in ``tests.support``.
 """
 
-import contextlib
-import dataclasses
 import hashlib
-import json
 import os
-import socket
 import stat
-import threading
-
-from tests import base
-from tests.functional import helpers
-
-KIB = base.KIB
-
-
-@dataclasses.dataclass(frozen=True)
-class Reply:
-    """An HTTP response as it came off the socket."""
-
-    status: int
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def raw_request(port, method, target, headers=(), body=b'',
-                token=b'admin'):
-    """Send one request exactly as given; return its Reply.
-
-    ``target`` is the request-target, bytes, sent as is: no normalising,
-    no encoding. ``headers`` are (name, value) pairs of bytes.
-    """
-    lines = [b'%s %s HTTP/1.1' % (method.encode(), target),
-             b'Host: 127.0.0.1:%d' % port, b'Connection: close',
-             b'Content-Length: %d' % len(body)]
-    if token is not None:
-        lines.append(b'X-Auth-Token: ' + token)
-    lines += [b'%s: %s' % (name, value) for name, value in headers]
-    request = b'\r\n'.join(lines) + b'\r\n\r\n' + body
-    with socket.create_connection(('127.0.0.1', port),
-                                  timeout=helpers.DEADLINE) as sock:
-        sock.sendall(request)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return parse_reply(b''.join(chunks))
-
-
-def parse_reply(data):
-    head, _, body = data.partition(b'\r\n\r\n')
-    status_line, *header_lines = head.split(b'\r\n')
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(b':')
-        headers[name.strip().lower().decode('latin-1')] = \
-            value.strip().decode('latin-1')
-    return Reply(int(status_line.split()[1]), headers, body)
 
 
 def assert_clean_error(reply, status, *secrets):
@@ -142,74 +83,7 @@ def cache_tree(cache):
                  'cache-maint-service'))}
 
 
-def cache_state(cache):
+def snapshot(cache):
     """The cache directory tree and its metadata records."""
     rows = cache.rows() if hasattr(cache, 'db_path') else None
     return cache_tree(cache), rows
-
-
-@contextlib.contextmanager
-def running_daemon(workdir, cache_dir, api=None, **options):
-    """A real cache-maint on ``cache_dir``; periodic runs off by default."""
-    options.setdefault('cache_prune_interval', 0)
-    options.setdefault('cache_clean_interval', 0)
-    daemon = helpers.Daemon(workdir, cache_dir, api=api, **options)
-    try:
-        yield daemon.start()
-    finally:
-        daemon.stop()
-
-
-def manage(daemon, *args):
-    """``cache-maint-manage`` with the daemon's own configuration file."""
-    return helpers.run_script(
-        'cache-maint-manage', ['--config-file', daemon.config_path] +
-        list(args))
-
-
-def manage_json(daemon, *args):
-    result = manage(daemon, *args)
-    assert result.returncode == 0, result.stderr
-    assert 'Traceback' not in result.stderr, result.stderr
-    return json.loads(result.stdout)
-
-
-def answers(daemon):
-    """True if the daemon still serves a request (nothing hangs it)."""
-    reply = raw_request(daemon.port, 'GET', b'/versions', token=None)
-    return reply.status == 200
-
-
-@contextlib.contextmanager
-def bad_clients(port, idle=32, slow=32):
-    """``idle`` connections that send nothing, ``slow`` that trickle.
-
-    A slow one sends a request's header a byte a second: each byte is
-    activity to a server that only times out a silent read.
-    """
-    sockets = [socket.create_connection(('127.0.0.1', port))
-               for _ in range(idle + slow)]
-    stop = threading.Event()
-
-    def trickle(sock):
-        data = b'GET /versions HTTP/1.1\r\nHost: x\r\nX-Slow: ' + b'a' * 10000
-        for byte in data:
-            if stop.wait(1):
-                return
-            try:
-                sock.send(bytes([byte]))
-            except OSError:
-                return
-
-    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True)
-               for sock in sockets[idle:]]
-    for thread in threads:
-        thread.start()
-    try:
-        yield sockets
-    finally:
-        stop.set()
-        for sock in sockets:
-            sock.close()
-        for thread in threads:
-            thread.join(helpers.DEADLINE)

@@ -26,14 +26,18 @@ import pytest
 
 from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import router
-from tests import base
 from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import env
+from tests.support import processes
+from tests.support import rawhttp
+from tests.support import running
+from tests.support import settings
 
 #: The route table, walked: the paths and methods the API serves.
 ROUTES = router.routes(cache_handlers.CacheHandlers)
 
-KIB = base.KIB
+KIB = caches.KIB
 
 GUARDED = [(path, method) for path, methods in sorted(ROUTES.items())
            for method in sorted(methods) if not router.is_public(path)]
@@ -46,13 +50,13 @@ class Guarded:
 
     def __init__(self, root):
         self.root = str(root)
-        self.cache = base.SqliteCache(os.path.join(self.root, 'cache'))
+        self.cache = caches.SqliteCache(os.path.join(self.root, 'cache'))
         self.images = [self.cache.add_image(size=KIB, last_accessed=100.0 + i)
                        for i in range(3)]
         self.cache.queue()
         self.cache.add_invalid()
         self.cache.add_incomplete(age=7 * 86400)
-        self.fresh_id = base.new_id()
+        self.fresh_id = caches.new_id()
         self.daemon = None
 
     def target(self, path, method):
@@ -65,13 +69,13 @@ class Guarded:
         return path.replace('{image_id}', image_id).encode()
 
     def runs(self):
-        reply = hostile.raw_request(self.daemon.port, 'GET',
+        reply = rawhttp.raw_request(self.daemon.port, 'GET',
                                     b'/v2/cache/runs', token=self.admin)
         assert reply.status == 200, reply
         return reply.json()['runs']
 
     def state(self):
-        return hostile.cache_state(self.cache), self.runs()
+        return hostile.snapshot(self.cache), self.runs()
 
 
 def noauth2_site(root):
@@ -83,9 +87,9 @@ def noauth2_site(root):
 @pytest.fixture(scope='module')
 def noauth2(tmp_path_factory):
     site = noauth2_site(tmp_path_factory.mktemp('access-noauth2'))
-    with hostile.running_daemon(site.root, site.cache.path,
-                                image_cache_max_size=1,
-                                image_cache_stall_time=60) as daemon:
+    with running.daemon(site.root, site.cache.path,
+                        image_cache_max_size=1,
+                        image_cache_stall_time=60) as daemon:
         site.daemon = daemon
         yield site
 
@@ -112,7 +116,7 @@ def test_noauth2_non_admin_is_403_and_changes_nothing(noauth2, path, method,
     token, headers = NON_ADMINS[who]
     before = noauth2.state()
 
-    reply = hostile.raw_request(noauth2.daemon.port, method,
+    reply = rawhttp.raw_request(noauth2.daemon.port, method,
                                 noauth2.target(path, method), token=token,
                                 headers=headers)
 
@@ -128,7 +132,7 @@ def test_noauth2_no_token_is_401_and_changes_nothing(noauth2, path, method,
                                                      token):
     before = noauth2.state()
 
-    reply = hostile.raw_request(noauth2.daemon.port, method,
+    reply = rawhttp.raw_request(noauth2.daemon.port, method,
                                 noauth2.target(path, method), token=token,
                                 headers=SPOOFED)
 
@@ -141,7 +145,7 @@ def test_noauth2_no_token_is_401_and_changes_nothing(noauth2, path, method,
 def test_public_routes_need_no_token_and_change_nothing(noauth2, path,
                                                         method):
     before = noauth2.state()
-    reply = hostile.raw_request(noauth2.daemon.port, method, path.encode(),
+    reply = rawhttp.raw_request(noauth2.daemon.port, method, path.encode(),
                                 token=None)
     assert reply.status in (200, 300), reply
     assert noauth2.state() == before
@@ -156,11 +160,11 @@ def test_the_walk_was_not_vacuous(noauth2):
     for path, method in [('/v2/cache/clean', 'POST'),
                          ('/v2/cache/prune', 'POST'),
                          ('/v2/cache/{image_id}', 'PUT')]:
-        before = hostile.cache_state(noauth2.cache)
-        reply = hostile.raw_request(noauth2.daemon.port, method,
+        before = hostile.snapshot(noauth2.cache)
+        reply = rawhttp.raw_request(noauth2.daemon.port, method,
                                     noauth2.target(path, method))
         assert reply.status in (200, 202), reply
-        assert hostile.cache_state(noauth2.cache) != before, (method, path)
+        assert hostile.snapshot(noauth2.cache) != before, (method, path)
 
 
 # keystone: real keystonemiddleware, a Keystone stand-in over HTTP.
@@ -197,7 +201,7 @@ class Keystone:
         self.thread.start()
 
     def add(self, roles, expires=None):
-        token_id = base.new_id().replace('-', '')
+        token_id = caches.new_id().replace('-', '')
         token = ksa_fixture.V3Token(
             user_id='u-' + token_id[:8], user_name='user-' + token_id[:8],
             project_id='p-demo', project_name='demo',
@@ -260,7 +264,7 @@ def keystone_site(tmp_path_factory):
         'unknown': b'0123456789abcdef0123456789abcdef',
         'absent': None,
     }
-    daemon = helpers.Daemon(site.root, site.cache.path,
+    daemon = running.Daemon(site.root, site.cache.path,
                             api={'auth_strategy': 'keystone'},
                             image_cache_max_size=1, cache_prune_interval=0,
                             cache_clean_interval=0)
@@ -287,7 +291,7 @@ def test_keystone_refuses_and_changes_nothing(keystone_site, path, method,
     status = KEYSTONE_REFUSALS[who]
     before = site.state()
 
-    reply = hostile.raw_request(site.daemon.port, method,
+    reply = rawhttp.raw_request(site.daemon.port, method,
                                 site.target(path, method),
                                 token=site.credentials[who],
                                 headers=SPOOFED)
@@ -301,7 +305,7 @@ def test_keystone_refuses_and_changes_nothing(keystone_site, path, method,
 def test_keystone_validated_the_tokens_it_was_shown(keystone_site):
     """The admin gets in, so the refusals above were the middleware's."""
     site = keystone_site
-    reply = hostile.raw_request(site.daemon.port, 'POST', b'/v2/cache/prune',
+    reply = rawhttp.raw_request(site.daemon.port, 'POST', b'/v2/cache/prune',
                                 token=site.admin)
     assert reply.status == 200, (reply, site.daemon.diagnostics())
     assert reply.json()['total_files_pruned'] == len(site.images)
@@ -321,20 +325,17 @@ def non_loopback_address():
     except OSError:
         address = None
     if address is None or ipaddress.ip_address(address).is_loopback:
-        message = 'this machine has no non-loopback IPv4 address'
-        if os.environ.get('CI'):
-            pytest.fail(message)
-        pytest.skip(message)
+        env.unavailable('this machine has no non-loopback IPv4 address')
     return address
 
 
 def noauth2_config(tmp_path, bind_host, **api):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
     options = dict({'bind_host': bind_host,
-                    'bind_port': helpers.free_port(),
+                    'bind_port': processes.free_port(),
                     'auth_strategy': 'noauth2'}, **api)
-    path = helpers.write_config(tmp_path / 'cache-maint.conf', {
+    path = settings.write_config(tmp_path / 'cache-maint.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'sqlite'},
         'api': options})
@@ -356,7 +357,7 @@ def test_noauth2_refuses_to_start_beyond_loopback(tmp_path, where):
     cache, config, port = noauth2_config(tmp_path, host)
     before = hostile.tree(tmp_path)
 
-    result = helpers.run_script('cache-maint', ['--config-file', config])
+    result = processes.run_script('cache-maint', ['--config-file', config])
 
     assert result.returncode != 0
     assert 'allow_insecure_noauth' in result.stderr, result.stderr
@@ -371,7 +372,7 @@ def test_allow_insecure_noauth_lets_it_listen_beyond_loopback(tmp_path,
                                                               where):
     address = non_loopback_address()
     host = address if where == 'non-loopback address' else where
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     image = cache.add_image()
     daemon = DaemonAt(address, tmp_path, cache.path, api={
         'bind_host': host, 'allow_insecure_noauth': 'true'})
@@ -383,7 +384,7 @@ def test_allow_insecure_noauth_lets_it_listen_beyond_loopback(tmp_path,
         daemon.stop()
 
 
-class DaemonAt(helpers.Daemon):
+class DaemonAt(running.Daemon):
     """A Daemon reached at ``host`` rather than at 127.0.0.1."""
 
     def __init__(self, host, *args, **kwargs):
@@ -400,7 +401,7 @@ def _request_at(host, port, path):
         sock.sendall(b'GET %s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: admin\r\n'
                      b'Connection: close\r\n\r\n' % path)
         data = b''.join(iter(lambda: sock.recv(65536), b''))
-    reply = hostile.parse_reply(data)
+    reply = rawhttp.parse_reply(data)
     assert reply.status == 200, reply
     return reply.json()
 
@@ -408,7 +409,7 @@ def _request_at(host, port, path):
 @pytest.mark.parametrize('host', ['127.0.0.2', '::1'])
 def test_noauth2_starts_on_any_loopback_address(tmp_path, host):
     """The refusal is about loopback, not about the default address."""
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     daemon = DaemonAt(host, tmp_path, cache.path, api={'bind_host': host})
     try:
         daemon.start()
@@ -420,8 +421,8 @@ def test_noauth2_starts_on_any_loopback_address(tmp_path, host):
 
 def test_keystone_needs_no_flag_beyond_loopback(tmp_path):
     """Only noauth2 is held to loopback: keystone may listen anywhere."""
-    cache = base.SqliteCache(tmp_path / 'cache')
-    daemon = helpers.Daemon(tmp_path, cache.path,
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    daemon = running.Daemon(tmp_path, cache.path,
                             api={'bind_host': '0.0.0.0',
                                  'auth_strategy': 'keystone'})
     daemon.add_sections({'keystone_authtoken': {
@@ -430,7 +431,7 @@ def test_keystone_needs_no_flag_beyond_loopback(tmp_path):
         'www_authenticate_uri': 'http://127.0.0.1:9/v3'}})
     try:
         daemon.start()
-        reply = hostile.raw_request(daemon.port, 'GET', b'/v2/cache',
+        reply = rawhttp.raw_request(daemon.port, 'GET', b'/v2/cache',
                                     token=None)
         hostile.assert_clean_error(reply, 401, tmp_path)
     finally:
@@ -440,12 +441,12 @@ def test_keystone_needs_no_flag_beyond_loopback(tmp_path):
 def test_a_reload_to_noauth2_beyond_loopback_is_refused(tmp_path):
     """SIGHUP with bind_host = 0.0.0.0: refused, still loopback only."""
     address = non_loopback_address()
-    cache = base.SqliteCache(tmp_path / 'cache')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    with running.daemon(tmp_path, cache.path) as daemon:
         daemon.configure(api={'bind_host': '0.0.0.0'},
                          cache_prune_interval=0, cache_clean_interval=0)
         daemon.send_signal(signal.SIGHUP)
-        helpers.wait_for(
+        processes.wait_for(
             lambda: 'Refusing the changed configuration' in daemon.log(),
             'the master to refuse noauth2 beyond loopback',
             diagnostics=daemon.diagnostics)

@@ -14,16 +14,20 @@ import sys
 
 import pytest
 
-from tests import base
 from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import fs
+from tests.support import processes
+from tests.support import rawhttp
+from tests.support import running
+from tests.support import settings
 
 PASSWORD = 's3cret-never-shown'
 
 
 def _closed_port():
     """A loopback port that nothing listens on."""
-    return helpers.free_port()
+    return processes.free_port()
 
 
 # name: (the option the message must name, [DEFAULT] changes, other
@@ -147,8 +151,8 @@ def write_case(root, case, port):
             if isinstance(value, str):
                 values[name] = value.format(root=root,
                                             port=_closed_port())
-    return helpers.write_config(os.path.join(root, 'cache-maint.conf'),
-                                config)
+    return settings.write_config(os.path.join(root, 'cache-maint.conf'),
+                                 config)
 
 
 def expected_message(root, case):
@@ -162,8 +166,8 @@ def make_site(root):
     """
     cache = os.path.join(root, 'cache')
     os.mkdir(cache)
-    with open(os.path.join(cache, base.new_id()), 'wb') as f:
-        f.write(b'x' * base.KIB)
+    with open(os.path.join(cache, caches.new_id()), 'wb') as f:
+        f.write(b'x' * caches.KIB)
     with open(os.path.join(root, 'a-file'), 'wb') as f:
         f.write(b'not a directory\n')
     with open(os.path.join(root, 'broken-policy.yaml'), 'w') as f:
@@ -175,15 +179,15 @@ def make_site(root):
 def refused_start(root, program, case):
     """Run ``program`` on ``case``: (result, before, after, root)."""
     make_site(root)
-    config = write_case(root, case, helpers.free_port())
+    config = write_case(root, case, processes.free_port())
     args = ['--config-file', config]
     if program == 'cache-maint-manage':
         args.append('prune')
-    guard = (base.read_only(os.path.join(root, 'cache'))
+    guard = (fs.read_only(os.path.join(root, 'cache'))
              if case == 'read-only cache dir' else contextlib.nullcontext())
     with guard:
         before = hostile.tree(root)
-        result = helpers.run_script(program, args)
+        result = processes.run_script(program, args)
         after = hostile.tree(root)
     return result, before, after, root
 
@@ -219,7 +223,7 @@ def test_a_bad_configuration_is_refused_at_start(refused, program, case):
 def test_a_listener_already_in_use_is_refused_before_the_cache_is_touched(
         tmp_path):
     """The port is taken: cache-maint refuses, naming [api] bind_port."""
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
     for sub in ('incomplete', 'invalid', 'queue'):
         os.rmdir(os.path.join(cache.path, sub))
@@ -231,13 +235,13 @@ def test_a_listener_already_in_use_is_refused_before_the_cache_is_touched(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         port = int(holder.stdout.readline())
-        config = helpers.write_config(tmp_path / 'cache-maint.conf', {
+        config = settings.write_config(tmp_path / 'cache-maint.conf', {
             'DEFAULT': {'image_cache_dir': cache.path,
                         'image_cache_driver': 'sqlite'},
             'api': {'bind_host': '127.0.0.1', 'bind_port': port,
                     'auth_strategy': 'noauth2'}})
         before = hostile.tree(tmp_path)
-        result = helpers.run_script('cache-maint', ['--config-file', config])
+        result = processes.run_script('cache-maint', ['--config-file', config])
     finally:
         holder.communicate('')
     assert result.returncode != 0
@@ -253,28 +257,20 @@ def test_typos_are_reported_with_the_nearest_name(tmp_path):
     cache-like names in [DEFAULT] and cache-maint's own groups, as it is
     full of options that are Glance's alone.
     """
-    cache = base.SqliteCache(tmp_path / 'cache')
-    os.mkdir(tmp_path / 'daemon')
-    daemon = helpers.Daemon(tmp_path / 'daemon', cache.path)
-    glance = helpers.write_config(tmp_path / 'glance-api.conf', {
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    glance = settings.write_config(tmp_path / 'glance-api.conf', {
         'DEFAULT': {'image_cache_dir': cache.path, 'workers': 4,
                     'image_cache_stal_time': 60, 'show_multiple_locations':
                     'false'},
         'glance_store': {'stores': 'file'}})
-    own = helpers.write_config(tmp_path / 'cache-maint.conf', {
-        'DEFAULT': {'image_cache_driver': 'sqlite',
-                    'image_cache_max_sise': 1024,
-                    'log_file': daemon.log_path},
-        'api': {'bind_port': daemon.port, 'auth_strategy': 'noauth2',
-                'treads': 4},
-        'prunee': {'watch': 'true'}})
-    process = subprocess.Popen(
-        [helpers.console_script('cache-maint'), '--config-file', glance,
-         '--config-file', own], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    daemon.process = process
+    os.mkdir(tmp_path / 'daemon')
+    daemon = running.Daemon(
+        tmp_path / 'daemon', cache.path, config_files=[glance],
+        api={'treads': 4}, sections={'prunee': {'watch': 'true'}},
+        image_cache_max_sise=1024)
+    own = daemon.config_path
     try:
-        daemon.wait_ready()
+        daemon.start()
         log = daemon.log()
     finally:
         daemon.stop()
@@ -292,13 +288,13 @@ def test_typos_are_reported_with_the_nearest_name(tmp_path):
 
 
 def test_a_bad_value_is_one_plain_line(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
-    config = helpers.write_config(tmp_path / 'cache-maint.conf', {
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    config = settings.write_config(tmp_path / 'cache-maint.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'sqlite',
                     'image_cache_max_size': '10G'},
         'api': {'auth_strategy': 'noauth2'}})
-    result = helpers.run_script('cache-maint', ['--config-file', config])
+    result = processes.run_script('cache-maint', ['--config-file', config])
     assert result.returncode == 78
     assert result.stderr.strip() == (
         "cache-maint: configuration error: invalid value '10G' for "
@@ -307,36 +303,36 @@ def test_a_bad_value_is_one_plain_line(tmp_path):
 
 
 def test_a_second_service_on_the_same_cache_is_refused(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     for name in ('first', 'second'):
         os.mkdir(tmp_path / name)
-    with hostile.running_daemon(tmp_path / 'first', cache.path) as first:
-        second = helpers.Daemon(tmp_path / 'second', cache.path,
+    with running.daemon(tmp_path / 'first', cache.path) as first:
+        second = running.Daemon(tmp_path / 'second', cache.path,
                                 cache_prune_interval=0,
                                 cache_clean_interval=0)
-        result = helpers.run_script('cache-maint',
-                                    ['--config-file', second.config_path])
+        result = processes.run_script('cache-maint',
+                                      ['--config-file', second.config_path])
         assert result.returncode == 1
         assert ('another cache-maint service (pid %d) already maintains '
                 'this cache' % first.process.pid) in result.stderr
-        assert hostile.answers(first)
+        assert rawhttp.answers(first.port)
 
 
 def test_check_config_says_what_a_start_would(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
-    good = helpers.write_config(tmp_path / 'good.conf', {
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    good = settings.write_config(tmp_path / 'good.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'sqlite'},
         'api': {'auth_strategy': 'noauth2'}})
-    result = helpers.run_script('cache-maint',
-                                ['--check-config', '--config-file', good])
+    result = processes.run_script('cache-maint',
+                                  ['--check-config', '--config-file', good])
     assert result.returncode == 0, result.stderr
     assert 'can be used' in result.stdout
-    bad = helpers.write_config(tmp_path / 'bad.conf', {
+    bad = settings.write_config(tmp_path / 'bad.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'sqlite'},
         'api': {'auth_strategy': 'keystone'}})
-    result = helpers.run_script('cache-maint',
-                                ['--check-config', '--config-file', bad])
+    result = processes.run_script('cache-maint',
+                                  ['--check-config', '--config-file', bad])
     assert result.returncode == 78
     assert '[keystone_authtoken] sets no auth_type' in result.stderr

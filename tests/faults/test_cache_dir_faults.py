@@ -16,9 +16,12 @@ import time
 
 import pytest
 
-from tests import base
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import env
+from tests.support import fs
+from tests.support import locking
+from tests.support import processes
 
 NOT_USABLE = 'The image cache directory is not usable'
 
@@ -51,25 +54,25 @@ def _assert_answers(daemon, worker):
 
 def test_read_only_cache_dir(tmp_path, daemons):
     """Runs fail on EROFS, reported; nothing moves; then they succeed."""
-    workload = faults.Workload(base.SqliteCache(tmp_path / 'cache'), 40)
+    workload = faults.Workload(caches.SqliteCache(tmp_path / 'cache'), 40)
     max_size = workload.total // 2
     survivors = workload.survivors(max_size)
     # glance-api holds the prune lock while the service starts: nothing is
     # pruned before the directory turns read-only.
-    with base.lock_held_by_another_process(workload.cache.path,
-                                           'glance-cache-prune'):
+    with locking.held_by_another_process(workload.cache.path,
+                                         'glance-cache-prune'):
         daemon = daemons(workload.cache, image_cache_max_size=max_size,
                          cache_prune_interval=1,
                          cache_clean_interval=1).start()
-        worker = helpers.wait_for(daemon.workers, 'a forked worker')
-        helpers.wait_for(
+        worker = processes.wait_for(daemon.workers, 'a forked worker')
+        processes.wait_for(
             lambda: daemon.log_lines('Periodic prune skipped'),
             'a periodic prune to find the lock taken',
             diagnostics=daemon.diagnostics)
 
-        with base.read_only(workload.cache.path):
+        with fs.read_only(workload.cache.path):
             turned = time.time()
-            helpers.wait_for(
+            processes.wait_for(
                 lambda: _failed_runs(daemon, 'prune', turned)
                 and _failed_runs(daemon, 'clean', turned),
                 'a failed periodic prune and clean in the record',
@@ -92,11 +95,11 @@ def test_read_only_cache_dir(tmp_path, daemons):
 
     # Writable again and the lock released: the next run prunes.
     mended = time.time()
-    helpers.wait_for(lambda: workload.files() == survivors,
-                     'the next periodic prune',
-                     diagnostics=daemon.diagnostics)
-    helpers.wait_for(lambda: _succeeded_runs(daemon, 'prune', mended),
-                     'a succeeded prune in the record')
+    processes.wait_for(lambda: workload.files() == survivors,
+                       'the next periodic prune',
+                       diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: _succeeded_runs(daemon, 'prune', mended),
+                       'a succeeded prune in the record')
     workload.assert_exactly(survivors)
     _assert_answers(daemon, worker)
     assert 'Traceback' not in daemon.log()
@@ -104,18 +107,18 @@ def test_read_only_cache_dir(tmp_path, daemons):
 
 def test_cache_dir_removed_while_running(tmp_path, daemons):
     """Runs fail and are reported; a cache put back is pruned again."""
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     faults.Workload(cache, 20)      # 20 to 260 bytes: within the limit
     max_size = 2000
     daemon = daemons(cache, image_cache_max_size=max_size,
                      cache_prune_interval=1, cache_clean_interval=1).start()
-    worker = helpers.wait_for(daemon.workers, 'a forked worker')
-    helpers.wait_for(lambda: daemon.runs('prune') and daemon.runs('clean'),
-                     'the first runs', diagnostics=daemon.diagnostics)
+    worker = processes.wait_for(daemon.workers, 'a forked worker')
+    processes.wait_for(lambda: daemon.runs('prune') and daemon.runs('clean'),
+                       'the first runs', diagnostics=daemon.diagnostics)
 
     removed = time.time()
     shutil.rmtree(cache.path)
-    helpers.wait_for(
+    processes.wait_for(
         lambda: _failed_runs(daemon, 'prune', removed)
         and _failed_runs(daemon, 'clean', removed),
         'a failed periodic prune and clean in the record',
@@ -136,17 +139,17 @@ def test_cache_dir_removed_while_running(tmp_path, daemons):
 
     # The operator puts back a cache, now over the limit (built aside and
     # moved into place at once): the same worker's next prune maintains it.
-    aside = base.SqliteCache(tmp_path / 'aside')
+    aside = caches.SqliteCache(tmp_path / 'aside')
     workload = faults.Workload(aside, 40, size_of=lambda i: 100)
     survivors = workload.survivors(max_size)
     mended = time.time()
     os.rename(aside.path, cache.path)
     workload.cache = cache      # the same path, now holding the new cache
-    helpers.wait_for(lambda: workload.files() == survivors,
-                     'the cache put back to be pruned',
-                     diagnostics=daemon.diagnostics)
-    helpers.wait_for(lambda: _succeeded_runs(daemon, 'prune', mended),
-                     'a succeeded prune in the record')
+    processes.wait_for(lambda: workload.files() == survivors,
+                       'the cache put back to be pruned',
+                       diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: _succeeded_runs(daemon, 'prune', mended),
+                       'a succeeded prune in the record')
     workload.assert_exactly(survivors)
     _assert_answers(daemon, worker)
 
@@ -158,7 +161,7 @@ def immutable(path):
                             text=True)
     if result.returncode != 0:
         message = 'cannot make %s immutable: %s' % (path, result.stderr)
-        if faults.in_ci():
+        if env.in_ci():
             pytest.fail(message)
         pytest.skip(message)
     try:
@@ -169,7 +172,7 @@ def immutable(path):
 
 def test_file_that_cannot_be_unlinked(tmp_path, daemons):
     """It is named in the log and passed over; prune still fits."""
-    workload = faults.Workload(base.SqliteCache(tmp_path / 'cache'), 40)
+    workload = faults.Workload(caches.SqliteCache(tmp_path / 'cache'), 40)
     max_size = workload.total // 2
     stuck = workload.ids[0]     # the first image prune would evict
     survivors = workload.survivors(max_size, kept={stuck})
@@ -177,7 +180,7 @@ def test_file_that_cannot_be_unlinked(tmp_path, daemons):
     invalid = [workload.cache.add_invalid() for _ in range(3)]
     daemon = daemons(workload.cache, image_cache_max_size=max_size,
                      cache_prune_interval=0, cache_clean_interval=0).start()
-    worker = helpers.wait_for(daemon.workers, 'a forked worker')
+    worker = processes.wait_for(daemon.workers, 'a forked worker')
 
     with immutable(os.path.join(workload.cache.path, stuck)), \
             immutable(os.path.join(workload.cache.path, 'invalid',
@@ -222,14 +225,14 @@ def _fill(path):
 
 def test_full_disk(tmp_path, tmpfs, daemons):
     """A clean that cannot write fails clearly; prune still frees space."""
-    cache = base.SqliteCache(tmpfs('cache', 4 * 1024 * 1024))
+    cache = caches.SqliteCache(tmpfs('cache', 4 * 1024 * 1024))
     workload = faults.Workload(cache, 40, size_of=lambda i: 1000 + i)
     stale = [cache.add_row() for _ in range(30)]
     max_size = workload.total // 2
     survivors = workload.survivors(max_size)
     daemon = daemons(cache, image_cache_max_size=max_size,
                      cache_prune_interval=0, cache_clean_interval=0).start()
-    worker = helpers.wait_for(daemon.workers, 'a forked worker')
+    worker = processes.wait_for(daemon.workers, 'a forked worker')
     filler = os.path.join(cache.path, 'filler')
     _fill(filler)
     assert os.statvfs(cache.path).f_bavail == 0

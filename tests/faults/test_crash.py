@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import processes
 
 
 def _post_quietly(daemon, task):
@@ -39,7 +39,7 @@ def test_kill_9_mid_prune_then_prune_and_clean(kind, make_cache, daemons,
                    cache_clean_interval=0, debug='false')
     daemon = daemons(workload.cache, workdir=tmp_path / 'killed',
                      **options).start()
-    helpers.wait_for(daemon.workers, 'a forked worker')
+    processes.wait_for(daemon.workers, 'a forked worker')
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         request = pool.submit(_post_quietly, daemon, 'prune')
@@ -47,7 +47,7 @@ def test_kill_9_mid_prune_then_prune_and_clean(kind, make_cache, daemons,
                                        workload, len(survivors),
                                        unrecorded=kind != 'xattr')
         daemon.kill9()
-        assert not isinstance(request.result(helpers.DEADLINE),
+        assert not isinstance(request.result(processes.DEADLINE),
                               requests.Response), 'the prune answered'
 
     # The kill left images whose records are gone (records go first, files
@@ -78,4 +78,4 @@ def test_kill_9_mid_prune_then_prune_and_clean(kind, make_cache, daemons,
         assert not os.path.exists(workload.cache.db_path + '-journal')
     assert 'Traceback' not in restarted.log(), restarted.diagnostics()
     restarted.send_signal(signal.SIGTERM)
-    assert restarted.process.wait(helpers.DEADLINE) == 0
+    assert restarted.process.wait(processes.DEADLINE) == 0

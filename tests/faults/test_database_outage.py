@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import processes
 
 #: A failed run's line in the log: "<Task> run (<trigger>) failed...".
 FAILED_RUN = re.compile(r'\b(Clean|Prune) run \((\w+)\) failed')
@@ -48,15 +48,15 @@ def test_database_cut_mid_prune_then_restored(kind, make_cache, daemons,
                      connection=link.url(workload.cache.url),
                      image_cache_max_size=max_size, cache_prune_interval=1,
                      cache_clean_interval=1).start()
-    worker = helpers.wait_for(daemon.workers, 'a forked worker')
+    worker = processes.wait_for(daemon.workers, 'a forked worker')
 
-    helpers.wait_for(link.cut_event.is_set,
-                     'the prune to send its first DELETE of records',
-                     diagnostics=daemon.diagnostics)
-    helpers.wait_for(lambda: _failed(daemon, 'prune') and
-                     _failed(daemon, 'clean'),
-                     'a failed prune and a failed clean in the record',
-                     diagnostics=daemon.diagnostics)
+    processes.wait_for(link.cut_event.is_set,
+                       'the prune to send its first DELETE of records',
+                       diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: _failed(daemon, 'prune') and
+                       _failed(daemon, 'clean'),
+                       'a failed prune and a failed clean in the record',
+                       diagnostics=daemon.diagnostics)
 
     # The DELETE of the first batch's records never reached the server, so
     # none of its files was unlinked: every file still has its record.
@@ -79,13 +79,13 @@ def test_database_cut_mid_prune_then_restored(kind, make_cache, daemons,
     restored_at = time.time()
 
     # The next runs succeed: the prune evicts what it could not before.
-    helpers.wait_for(
+    processes.wait_for(
         lambda: workload.files() == set(workload.rows()) == survivors,
         'the cache to be pruned and its records to agree',
         diagnostics=lambda: workload.state() + '\n' + daemon.diagnostics())
     workload.assert_exactly(survivors)
     for task in ('prune', 'clean'):
-        first_after = helpers.wait_for(
+        first_after = processes.wait_for(
             lambda: [r for r in daemon.runs(task)
                      if r['started_at'] >= restored_at],
             'a %s run after the database came back' % task)[0]

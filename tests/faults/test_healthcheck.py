@@ -15,10 +15,10 @@ import shutil
 import pytest
 import requests
 
-from tests import base
-from tests.faults import hostile
 from tests.faults import test_access
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import running
 
 
 def health(daemon, host='127.0.0.1', token=None):
@@ -26,7 +26,7 @@ def health(daemon, host='127.0.0.1', token=None):
     if token:
         headers['X-Auth-Token'] = token
     return requests.get('http://%s:%d/healthcheck' % (host, daemon.port),
-                        headers=headers, timeout=helpers.DEADLINE)
+                        headers=headers, timeout=processes.DEADLINE)
 
 
 def reasons(response):
@@ -35,9 +35,9 @@ def reasons(response):
 
 
 def test_a_removed_cache_directory_fails_it_until_it_is_back(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    with running.daemon(tmp_path, cache.path) as daemon:
         assert health(daemon).status_code == 200
         os.rename(cache.path, cache.path + '.away')
         try:
@@ -52,10 +52,10 @@ def test_a_removed_cache_directory_fails_it_until_it_is_back(tmp_path):
 
 
 def test_a_failing_run_fails_it_until_a_run_succeeds(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_max_size=0) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_max_size=0) as daemon:
         with open(cache.db_path, 'wb') as f:
             f.write(b'not a database' * 100)
         assert daemon.request('POST', '/v2/cache/prune',
@@ -64,7 +64,7 @@ def test_a_failing_run_fails_it_until_a_run_succeeds(tmp_path):
         assert response.status_code == 503, response.text
         assert 'last maintenance run failed' in reasons(response)
         os.unlink(cache.db_path)
-        base.SqliteCache(cache.path)    # Glance's empty database again
+        caches.SqliteCache(cache.path)    # Glance's empty database again
         assert daemon.request('POST', '/v2/cache/prune',
                               token='admin').status_code == 200
         assert health(daemon).status_code == 200
@@ -83,16 +83,16 @@ def test_a_database_outage_fails_it(make_cache, daemons, links):
     assert 'image cache metadata store not reachable' in reasons(response)
     assert 'password' not in response.text.lower()
     link.restore()
-    helpers.wait_for(lambda: health(daemon).status_code == 200,
-                     'the health check to pass again')
+    processes.wait_for(lambda: health(daemon).status_code == 200,
+                       'the health check to pass again')
 
 
 @pytest.fixture
 def remote_daemon(tmp_path):
     """A daemon on every address, reached on a non-loopback one."""
     address = test_access.non_loopback_address()
-    cache = base.SqliteCache(tmp_path / 'cache')
-    daemon = helpers.Daemon(tmp_path, cache.path, cache_prune_interval=0,
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    daemon = running.Daemon(tmp_path, cache.path, cache_prune_interval=0,
                             cache_clean_interval=0,
                             api={'bind_host': '0.0.0.0',
                                  'allow_insecure_noauth': 'true'})
@@ -127,7 +127,7 @@ def test_details_only_for_loopback_and_admins(remote_daemon):
                            headers={'Accept': 'application/json',
                                     'Forwarded': 'for=127.0.0.1',
                                     'X-Forwarded-For': '127.0.0.1'},
-                           timeout=helpers.DEADLINE)
+                           timeout=processes.DEADLINE)
     assert claimed.json()['detailed'] is False
     assert cache.path not in claimed.text
     # A bad token is refused as anywhere else, not taken for none.
@@ -136,18 +136,18 @@ def test_details_only_for_loopback_and_admins(remote_daemon):
 
 
 def test_head_and_plain_text_answers(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    with running.daemon(tmp_path, cache.path) as daemon:
         assert requests.head(daemon.url('/healthcheck'),
-                             timeout=helpers.DEADLINE).status_code in (
+                             timeout=processes.DEADLINE).status_code in (
             200, 204)
         os.rename(cache.path, cache.path + '.away')
         try:
             plain = requests.get(daemon.url('/healthcheck'),
-                                 timeout=helpers.DEADLINE)
+                                 timeout=processes.DEADLINE)
             assert plain.status_code == 503
             assert 'image cache directory not usable' in plain.text
             assert requests.head(daemon.url('/healthcheck'),
-                                 timeout=helpers.DEADLINE).status_code == 503
+                                 timeout=processes.DEADLINE).status_code == 503
         finally:
             os.rename(cache.path + '.away', cache.path)

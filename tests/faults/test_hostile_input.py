@@ -26,11 +26,13 @@ import time
 
 import pytest
 
-from tests import base
 from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import rawhttp
+from tests.support import running
 
-KIB = base.KIB
+KIB = caches.KIB
 HOUR = 3600
 IMAGE_ID = 'a5c3e1f0-7b2d-4c89-9e6f-0123456789ab'
 
@@ -40,7 +42,7 @@ class Site:
 
     def __init__(self, root):
         self.root = str(root)
-        self.cache = base.SqliteCache(os.path.join(self.root, 'cache'))
+        self.cache = caches.SqliteCache(os.path.join(self.root, 'cache'))
         self.outside = os.path.join(self.root, 'outside')
         os.mkdir(self.outside)
         self.canary = os.path.join(self.outside, 'canary')
@@ -57,14 +59,14 @@ class Site:
             f.write(b'not an image')
 
     def state(self):
-        return hostile.cache_state(self.cache), hostile.tree(
+        return hostile.snapshot(self.cache), hostile.tree(
             self.outside, '/etc/passwd')
 
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
     site = Site(tmp_path_factory.mktemp('hostile-ids'))
-    with hostile.running_daemon(site.root, site.cache.path) as daemon:
+    with running.daemon(site.root, site.cache.path) as daemon:
         site.daemon = daemon
         yield site
 
@@ -158,7 +160,7 @@ def test_hostile_image_id(site, method, prefix, name, suffix, status):
     """A hostile id is a JSON 400 (or a 404 path) and changes nothing."""
     before = site.state()
 
-    reply = hostile.raw_request(site.daemon.port, method,
+    reply = rawhttp.raw_request(site.daemon.port, method,
                                 prefix + suffix(site))
 
     hostile.assert_clean_error(reply, status, site.root, '/etc/passwd',
@@ -186,11 +188,11 @@ def test_the_http_server_refuses_what_is_not_http(site, method, target):
     """
     before = site.state()
 
-    reply = hostile.raw_request(site.daemon.port, method, target)
+    reply = rawhttp.raw_request(site.daemon.port, method, target)
 
     hostile.assert_clean_error(reply, 400, site.root, '/etc/passwd')
     assert site.state() == before
-    assert hostile.answers(site.daemon)
+    assert rawhttp.answers(site.daemon.port)
 
 
 @pytest.mark.parametrize('value', [
@@ -201,7 +203,7 @@ def test_hostile_clear_target_changes_nothing(site, value):
     """DELETE /v2/cache with a bogus target is a 400, not a guess."""
     before = site.state()
 
-    reply = hostile.raw_request(
+    reply = rawhttp.raw_request(
         site.daemon.port, 'DELETE', b'/v2/cache',
         headers=[(b'x-image-cache-clear-target', value)])
 
@@ -211,7 +213,7 @@ def test_hostile_clear_target_changes_nothing(site, value):
 
 def test_the_cached_image_survived_every_hostile_request(site):
     """What the hostile ids aimed around is still there, and listed."""
-    reply = hostile.raw_request(site.daemon.port, 'GET', b'/v2/cache')
+    reply = rawhttp.raw_request(site.daemon.port, 'GET', b'/v2/cache')
     assert reply.status == 200
     listing = reply.json()
     assert [r['image_id'] for r in listing['cached_images']] == [
@@ -245,13 +247,13 @@ class Planted:
         self._canary(os.path.join('canary-dir', 'inner'), b'inner\n')
         self.dangling_target = os.path.join(self.outside,
                                             'created-if-followed')
-        self.ids = {kind: base.new_id() for kind in self.KINDS}
+        self.ids = {kind: caches.new_id() for kind in self.KINDS}
         # One hard-link canary per place, so each can be told apart.
         self.hard_canaries = {}
         for place in self.PLACES:
             self._plant_all(place)
         # Links that exist in queue/ only: queueing them must not follow.
-        self.queue_only = {kind: base.new_id() for kind in (
+        self.queue_only = {kind: caches.new_id() for kind in (
             'symlink_file', 'symlink_dir', 'dangling')}
         for kind, image_id in self.queue_only.items():
             self._plant(kind, 'queue', image_id)
@@ -281,7 +283,7 @@ class Planted:
             os.mkfifo(path)
         elif kind == 'dir':
             os.mkdir(path)
-            with open(os.path.join(path, base.new_id()), 'wb') as f:
+            with open(os.path.join(path, caches.new_id()), 'wb') as f:
                 f.write(b'x' * KIB)
         elif kind == 'hardlink':
             canary = self._canary('hard-%s' % (place or 'base'),
@@ -331,7 +333,7 @@ class PlantedSite:
         self.daemon = daemon
 
     def api(self, method, path, status, **kwargs):
-        reply = hostile.raw_request(self.daemon.port, method, path.encode(),
+        reply = rawhttp.raw_request(self.daemon.port, method, path.encode(),
                                     **kwargs)
         assert reply.status == status, (method, path, reply,
                                         self.daemon.diagnostics())
@@ -347,24 +349,20 @@ def planted(request, tmp_path):
     other name, and the service logged no traceback.
     """
     driver = request.param
-    if driver == 'sqlite':
-        cache = base.SqliteCache(tmp_path / 'cache')
-    else:
-        from tests import caches
-        cache = caches.XattrCache(tmp_path / 'cache')
+    cache = caches.make(driver, tmp_path / 'cache')
     real = [cache.add_image(size=3 * KIB, last_accessed=1000.0 + i)
             for i in range(2)]
     queued = cache.queue()
     entries = Planted(tmp_path, cache)
     outside = entries.outside_state()
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_driver=driver,
-                                image_cache_max_size=1) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_driver=driver,
+                        image_cache_max_size=1) as daemon:
         site = PlantedSite(tmp_path, driver, daemon)
         site.cache, site.real, site.queued = cache, real, queued
         site.entries = entries
         yield site
-        assert hostile.answers(daemon)
+        assert rawhttp.answers(daemon.port)
         log = daemon.log()
     assert entries.outside_state() == outside
     for canary in entries.hard_canaries.values():
@@ -413,7 +411,7 @@ def test_clean_removes_entries_never_their_targets(planted):
 
     Only the hard links' bytes were freed: the other entries hold none.
     """
-    assert hostile.manage_json(planted.daemon, 'clean') == {
+    assert running.manage_json(planted.daemon.config_path, 'clean') == {
         'total_files_cleaned': 2 * 5, 'total_bytes_cleaned': 2 * HARD_SIZE}
     for place in ('invalid', 'incomplete'):
         assert planted.entries.listing(place) == {
@@ -428,7 +426,7 @@ def test_prune_evicts_images_only(planted):
     The hard link is an image without a record, an hour old: evicted
     first. Nothing else in the base directory is an image.
     """
-    assert hostile.manage_json(planted.daemon, 'prune') == {
+    assert running.manage_json(planted.daemon.config_path, 'prune') == {
         'total_files_pruned': 3,
         'total_bytes_pruned': 6 * KIB + HARD_SIZE}
     assert planted.api('POST', '/v2/cache/prune', 200).json() == {
@@ -459,7 +457,7 @@ def test_a_record_whose_file_became_a_link(tmp_path):
     clean forgets it too; the link itself stays in the base dir, and the
     canary it points at is untouched.
     """
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     outside = tmp_path / 'outside'
     outside.mkdir()
     canary = outside / 'canary'
@@ -469,20 +467,20 @@ def test_a_record_whose_file_became_a_link(tmp_path):
         os.symlink(canary, os.path.join(cache.path, image_id))
     before = hostile.tree(outside)
 
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_max_size=0) as daemon:
-        reply = hostile.raw_request(daemon.port, 'GET', b'/v2/cache')
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_max_size=0) as daemon:
+        reply = rawhttp.raw_request(daemon.port, 'GET', b'/v2/cache')
         assert {r['image_id'] for r in reply.json()['cached_images']} == {
             deleted, cleaned}
-        assert hostile.raw_request(
+        assert rawhttp.raw_request(
             daemon.port, 'DELETE',
             b'/v2/cache/' + deleted.encode()).status == 204
-        assert hostile.raw_request(
+        assert rawhttp.raw_request(
             daemon.port, 'DELETE',
             b'/v2/cache/' + deleted.encode()).status == 404
-        assert hostile.manage_json(daemon, 'prune') == {
+        assert running.manage_json(daemon.config_path, 'prune') == {
             'total_files_pruned': 0, 'total_bytes_pruned': 0}
-        assert hostile.manage_json(daemon, 'clean') == {
+        assert running.manage_json(daemon.config_path, 'clean') == {
             'total_files_cleaned': 0, 'total_bytes_cleaned': 0}
 
     assert cache.rows() == {}
@@ -499,7 +497,7 @@ def test_symlinked_subdirectories_are_never_entered(tmp_path):
     queueing is a clean error that creates nothing, delete and clear touch
     nothing outside, and the service keeps answering.
     """
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     image = cache.add_image(size=KIB, last_accessed=1000.0)
     outside = tmp_path / 'outside'
     outside.mkdir()
@@ -509,35 +507,35 @@ def test_symlinked_subdirectories_are_never_entered(tmp_path):
         os.rmdir(os.path.join(cache.path, sub))
         target = outside / sub
         target.mkdir()
-        victims[sub] = base.new_id()
+        victims[sub] = caches.new_id()
         (target / victims[sub]).write_bytes(b'outside\n')
         os.utime(target / victims[sub], (past, past))
         os.symlink(target, os.path.join(cache.path, sub))
     before = hostile.tree(outside)
 
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_stall_time=1) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_stall_time=1) as daemon:
         port = daemon.port
-        assert hostile.manage_json(daemon, 'clean') == {
+        assert running.manage_json(daemon.config_path, 'clean') == {
             'total_files_cleaned': 0, 'total_bytes_cleaned': 0}
-        assert hostile.raw_request(port, 'POST', b'/v2/cache/clean').json() \
+        assert rawhttp.raw_request(port, 'POST', b'/v2/cache/clean').json() \
             == {'total_files_cleaned': 0, 'total_bytes_cleaned': 0}
-        assert hostile.raw_request(port, 'GET', b'/v2/cache').json() == {
+        assert rawhttp.raw_request(port, 'GET', b'/v2/cache').json() == {
             'cached_images': [dict(image_id=image, **_record(cache, image))],
             'queued_images': []}
-        new = base.new_id()
-        reply = hostile.raw_request(port, 'PUT', b'/v2/cache/' + new.encode())
+        new = caches.new_id()
+        reply = rawhttp.raw_request(port, 'PUT', b'/v2/cache/' + new.encode())
         message = hostile.assert_clean_error(reply, 500, tmp_path)
         assert 'directory' in message
-        hostile.assert_clean_error(hostile.raw_request(
+        hostile.assert_clean_error(rawhttp.raw_request(
             port, 'DELETE', b'/v2/cache/' + victims['queue'].encode()), 404,
             tmp_path)
         for target in (b'queue', b'cache', b''):
-            assert hostile.raw_request(
+            assert rawhttp.raw_request(
                 port, 'DELETE', b'/v2/cache',
                 headers=[(b'x-image-cache-clear-target', target)]
             ).status == 204
-        assert hostile.answers(daemon)
+        assert rawhttp.answers(daemon.port)
         log = daemon.log()
 
     assert hostile.tree(outside) == before
@@ -559,16 +557,16 @@ def test_a_fifo_in_the_cache_never_blocks_the_service(tmp_path):
     timers must go on running (the service's own record of runs shows
     them) and the API answering.
     """
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     fifos = {}
     for place in ('', 'invalid', 'incomplete', 'queue'):
-        fifos[place] = os.path.join(cache.path, place, base.new_id())
+        fifos[place] = os.path.join(cache.path, place, caches.new_id())
         os.mkfifo(fifos[place])
-    with hostile.running_daemon(tmp_path, cache.path, cache_clean_interval=1,
-                                cache_prune_interval=1,
-                                image_cache_max_size=0) as daemon:
+    with running.daemon(tmp_path, cache.path, cache_clean_interval=1,
+                        cache_prune_interval=1,
+                        image_cache_max_size=0) as daemon:
         def periodic_runs():
-            reply = hostile.raw_request(daemon.port, 'GET', b'/v2/cache/runs')
+            reply = rawhttp.raw_request(daemon.port, 'GET', b'/v2/cache/runs')
             assert reply.status == 200, reply
             runs = [r for r in reply.json()['runs']
                     if r['trigger'] == 'periodic']
@@ -576,16 +574,16 @@ def test_a_fifo_in_the_cache_never_blocks_the_service(tmp_path):
             done = collections.Counter(r['task'] for r in runs)
             return done['clean'] >= 2 and done['prune'] >= 2
 
-        helpers.wait_for(periodic_runs, 'periodic cleans and prunes',
-                         diagnostics=daemon.diagnostics)
+        processes.wait_for(periodic_runs, 'periodic cleans and prunes',
+                           diagnostics=daemon.diagnostics)
         assert not os.path.lexists(fifos['invalid'])
         for place in ('', 'queue'):
             image_id = os.path.basename(fifos[place])
-            reply = hostile.raw_request(daemon.port, 'DELETE',
+            reply = rawhttp.raw_request(daemon.port, 'DELETE',
                                         b'/v2/cache/' + image_id.encode())
             hostile.assert_clean_error(reply, 404, tmp_path)
-        assert hostile.raw_request(daemon.port, 'DELETE',
+        assert rawhttp.raw_request(daemon.port, 'DELETE',
                                    b'/v2/cache').status == 204
-        assert hostile.answers(daemon)
+        assert rawhttp.answers(daemon.port)
     assert stat.S_ISFIFO(os.lstat(fifos['']).st_mode)
     assert not os.path.lexists(fifos['queue'])

@@ -39,9 +39,13 @@ import time
 import pytest
 import requests
 
-from bench import workload
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import env
+from tests.support import plans
+from tests.support import processes
+from tests.support import running
+from tests.support import settings
 
 GLANCE_VERSION = '33.0.0'
 
@@ -122,7 +126,7 @@ def _require_glance():
         message = ('a live glance-api needs glance==%s in this environment '
                    '(found %s): pip install glance==%s'
                    % (GLANCE_VERSION, version, GLANCE_VERSION))
-        if faults.in_ci():
+        if env.in_ci():
             pytest.fail(message)
         pytest.skip(message)
 
@@ -133,7 +137,7 @@ class GlanceAPI:
     def __init__(self, workdir, cache_dir, max_size):
         self.workdir = str(workdir)
         self.cache_dir = str(cache_dir)
-        self.port = helpers.free_port()
+        self.port = processes.free_port()
         self.etc = os.path.join(self.workdir, 'etc')
         self.config_path = os.path.join(self.etc, 'glance-api.conf')
         self.log_path = os.path.join(self.workdir, 'glance-api.log')
@@ -144,7 +148,7 @@ class GlanceAPI:
             os.makedirs(os.path.join(self.workdir, name))
         with open(os.path.join(self.etc, 'glance-api-paste.ini'), 'w') as f:
             f.write(PASTE_INI)
-        helpers.write_config(self.config_path, {
+        settings.write_config(self.config_path, {
             'DEFAULT': {
                 'image_cache_dir': self.cache_dir,
                 'image_cache_driver': 'sqlite',
@@ -169,7 +173,7 @@ class GlanceAPI:
 
     def sync_db(self):
         """Make the images database with Glance's own migrations."""
-        result = helpers.run_script(
+        result = processes.run_script(
             'glance-manage', ['--config-file', self.config_path, 'db',
                               'sync'], timeout=120)
         if result.returncode != 0:
@@ -182,29 +186,22 @@ class GlanceAPI:
         env = dict(os.environ, OS_GLANCE_CONFIG_DIR=self.etc)
         with open(self.stderr_path, 'ab') as err:
             self.process = subprocess.Popen(
-                [helpers.console_script('waitress-serve'),
+                [processes.console_script('waitress-serve'),
                  '--listen=127.0.0.1:%d' % self.port,
                  '--threads=16', 'glance.wsgi.api:application'],
                 cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=err, stderr=err, start_new_session=True)
-        helpers.wait_for(self._answers, 'glance-api to answer GET /versions',
-                         timeout=120, interval=0.2,
-                         diagnostics=self.diagnostics)
+        processes.wait_for(self._answers, 'glance-api to answer GET /versions',
+                           timeout=120, interval=0.2,
+                           diagnostics=self.diagnostics)
         # Start-up logs a few errors of its own (glance_store plugins that
         # cannot load here); the log is judged from this point on.
         self.log_offset = os.path.getsize(self.log_path)
         return self
 
     def _answers(self):
-        if self.process.poll() is not None:
-            pytest.fail('glance-api exited with status %s before it was '
-                        'ready\n%s' % (self.process.returncode,
-                                       self.diagnostics()))
-        try:
-            return requests.get(self.url('/versions'),
-                                timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
+        return processes.answers(self.process, self.url('/versions'),
+                                 'glance-api', self.diagnostics)
 
     def url(self, path):
         return 'http://127.0.0.1:%d%s' % (self.port, path)
@@ -213,7 +210,7 @@ class GlanceAPI:
         """One request as an admin; never raises for an HTTP status."""
         headers = dict(ADMIN, **kwargs.pop('headers', {}))
         return session.request(method, self.url(path), headers=headers,
-                               timeout=helpers.DEADLINE, **kwargs)
+                               timeout=processes.DEADLINE, **kwargs)
 
     def create_image(self, data, session=requests):
         """POST /v2/images, PUT its data; return the image id."""
@@ -228,7 +225,7 @@ class GlanceAPI:
         assert response.status_code == 204, response.text
         return image_id
 
-    def cache_state(self):
+    def listing(self):
         """glance-api's own GET /v2/cache."""
         response = self.request('GET', '/v2/cache')
         assert response.status_code == 200, response.text
@@ -242,54 +239,32 @@ class GlanceAPI:
 
     def diagnostics(self):
         return ('--- glance-api stderr ---\n%s\n--- glance-api log (tail) '
-                '---\n%s' % (helpers.read_tail(self.stderr_path),
-                             helpers.read_tail(self.log_path)))
+                '---\n%s' % (processes.read_tail(self.stderr_path),
+                             processes.read_tail(self.log_path)))
 
     def stop(self):
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(helpers.DEADLINE)
+            self.process.wait(processes.DEADLINE)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(helpers.DEADLINE)
-
-
-class BesideGlance(helpers.Daemon):
-    """``cache-maint`` reading glance-api.conf, then its own config."""
-
-    def __init__(self, workdir, cache_dir, glance_config, **options):
-        self.glance_config = glance_config
-        super().__init__(workdir, cache_dir, **options)
-
-    def start(self):
-        with open(self.stdout_path, 'ab') as out, \
-                open(self.stderr_path, 'ab') as err:
-            self.process = subprocess.Popen(
-                [helpers.console_script('cache-maint'),
-                 '--config-file', self.glance_config,
-                 '--config-file', self.config_path],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                start_new_session=True)
-        self.wait_ready()
-        return self
-
-    def runs(self, task):
-        response = self.request('GET', '/v2/cache/runs', token='admin')
-        assert response.status_code == 200, response.text
-        return [run for run in response.json()['runs']
-                if run['task'] == task]
+            self.process.wait(processes.DEADLINE)
 
 
 @pytest.fixture
 def beside_glance():
-    """Make BesideGlance daemons; every one is stopped afterwards."""
+    """Make cache-maint daemons that read glance-api.conf first.
+
+    As in production; every one is stopped afterwards.
+    """
     made = []
 
-    def make(workdir, *args, **options):
+    def make(workdir, cache_dir, glance_config, **options):
         os.makedirs(workdir)
-        made.append(BesideGlance(workdir, *args, **options))
+        made.append(running.Daemon(workdir, cache_dir,
+                                   config_files=[glance_config], **options))
         return made[-1]
 
     yield make
@@ -385,7 +360,7 @@ class Load:
     def stop(self):
         self.stop_event.set()
         for thread in self.threads:
-            thread.join(helpers.DEADLINE * 2)
+            thread.join(processes.DEADLINE * 2)
         assert not any(t.is_alive() for t in self.threads), \
             'a client thread is stuck'
 
@@ -447,7 +422,7 @@ class Load:
                 # glance-api renames the file into place and records it
                 # once the body is sent: wait, or the next DELETE races
                 # with glance-api's own commit.
-                deadline = time.monotonic() + helpers.DEADLINE
+                deadline = time.monotonic() + processes.DEADLINE
                 while not _recorded(self.db_path, image_id):
                     if time.monotonic() > deadline:
                         self._fail('glance-api did not record %s in its '
@@ -497,9 +472,9 @@ def _first_downloads(glance, load, image_ids):
         for image_id in image_ids:
             assert load.download(session, image_id, 'first'), load.failures
     db_path = os.path.join(glance.cache_dir, 'cache.db')
-    helpers.wait_for(lambda: all(_recorded(db_path, i) for i in image_ids),
-                     'glance-api to record its %d cached images'
-                     % len(image_ids), timeout=60)
+    processes.wait_for(lambda: all(_recorded(db_path, i) for i in image_ids),
+                       'glance-api to record its %d cached images'
+                       % len(image_ids), timeout=60)
     return db_path
 
 
@@ -508,8 +483,8 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
     """Zero failed downloads, zero lock errors, and Glance agrees after."""
     rnd = random.Random(6)
     live_sizes = [rnd.randint(1024, 16 * 1024) for _ in range(HITS + MISSES)]
-    old = workload.plan(faults.LARGE - HITS - MISSES, seed=6, now=time.time())
-    keep_size, keep_ids = workload.limit_keeping(old, KEEP)
+    old = plans.plan(faults.LARGE - HITS - MISSES, seed=6, now=time.time())
+    keep_size, keep_ids = plans.limit_keeping(old, KEEP)
     max_size = sum(live_sizes) + keep_size
     evicted = len(old) - KEEP
 
@@ -522,7 +497,7 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
     load = Load(glance, data, hit_ids, miss_ids)
     db_path = _first_downloads(glance, load, live_ids)
     # The rest of the 20,000, all used longer ago than the live images.
-    workload.write_files(glance.cache_dir, old)
+    caches.write_files(glance.cache_dir, old)
     _record_old_images(db_path, old)
     assert len(_image_files(glance.cache_dir)) == faults.LARGE
 
@@ -544,16 +519,16 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
         return runs[0] if runs else None
 
     try:
-        helpers.wait_for(lambda: load.spans['miss'] and load.spans['hit'],
-                         'the clients to download', timeout=60,
-                         diagnostics=report)
+        processes.wait_for(lambda: load.spans['miss'] and load.spans['hit'],
+                           'the clients to download', timeout=60,
+                           diagnostics=report)
         # The first prune comes as soon as the service has started.
         daemon.start()
-        prune_run = helpers.wait_for(
+        prune_run = processes.wait_for(
             big_prune, 'cache-maint to prune the 20,000-image cache',
             timeout=120, interval=0.5, diagnostics=report)
         # Downloads go on for a few more prunes and cleans.
-        helpers.wait_for(
+        processes.wait_for(
             lambda: len(daemon.runs('prune')) >= 4
             and len(daemon.runs('clean')) >= 4,
             'more runs of cache-maint', timeout=60, diagnostics=report)
@@ -562,7 +537,7 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
     # The last misses may have put the cache over: one more prune, begun
     # once the load had stopped, must bring it under.
     stopped_at = time.time()
-    helpers.wait_for(
+    processes.wait_for(
         lambda: any(r['started_at'] > stopped_at
                     for r in daemon.runs('prune')),
         'a prune after the load', diagnostics=report)
@@ -581,7 +556,7 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
 
     # Nothing in glance-api's log or on its server's stderr went wrong.
     assert _glance_trouble(glance) == [], failure_report
-    stderr = helpers.read_tail(glance.stderr_path, limit=10 ** 6)
+    stderr = processes.read_tail(glance.stderr_path, limit=10 ** 6)
     assert 'Traceback' not in stderr, stderr[-6000:]
 
     # Every run of cache-maint succeeded, and the prunes evicted exactly
@@ -597,15 +572,15 @@ def test_glance_api_serves_while_cache_maint_prunes(glance_api, beside_glance,
     # then the most recently used old ones, under the limit.
     def uncounted():
         counted = {i['image_id']: i['hits']
-                   for i in glance.cache_state()['cached_images']}
+                   for i in glance.listing()['cached_images']}
         return [(i, counted.get(i), load.hits[i]) for i in live_ids
                 if counted.get(i) != load.hits[i]]
 
-    helpers.wait_for(
+    processes.wait_for(
         lambda: not uncounted(), 'glance-api to count all %d hits'
         % sum(load.hits.values()), diagnostics=lambda: (
             '(image, hits counted, hits served): %r' % uncounted()[:20]))
-    state = glance.cache_state()
+    state = glance.listing()
     files = _image_files(glance.cache_dir)
     listed = {i['image_id']: i['size'] for i in state['cached_images']}
     assert listed == files, (

@@ -18,9 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from cache_maint.drivers import glance_tables as tables
-from tests import caches
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import settings
 
 SERVERS = ('postgresql', 'mysql')
 
@@ -40,14 +41,14 @@ def test_a_near_miss_of_a_registered_url_is_refused(
     cache = make_cache(kind)
     faults.Workload(cache, 5)
     before = node_urls(cache)
-    config = helpers.write_config(tmp_path / 'cache-maint.conf', {
+    config = settings.write_config(tmp_path / 'cache-maint.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'centralized_db',
                     'worker_self_reference_url': spelling},
         'database': {'connection': cache.url},
-        'api': {'bind_port': helpers.free_port(),
+        'api': {'bind_port': processes.free_port(),
                 'auth_strategy': 'noauth2'}})
-    result = helpers.run_script('cache-maint', ['--config-file', config])
+    result = processes.run_script('cache-maint', ['--config-file', config])
     assert result.returncode != 0
     assert ('worker_self_reference_url = %s is not registered in '
             'node_reference, but %s is' % (spelling, caches.NODE_URL)

@@ -21,10 +21,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests import base
-from tests.faults import hostile
+from tests.support import caches
+from tests.support import plans
+from tests.support import running
 
-KIB = base.KIB
+KIB = caches.KIB
 DAY = 86400
 
 
@@ -36,20 +37,20 @@ def strict_json(text):
 
 
 def test_untracked_files_from_the_future_are_evicted(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     tracked = [cache.add_image(last_accessed=time.time() - 100 + i)
                for i in range(4)]
     future = []
     for _ in range(4):
-        image_id = base.new_id()
+        image_id = caches.new_id()
         path = os.path.join(cache.path, image_id)
         with open(path, 'wb') as f:
             f.write(b'x' * KIB)
         ahead = time.time() + DAY
         os.utime(path, (ahead, ahead))
         future.append(image_id)
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_max_size=4 * KIB) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_max_size=4 * KIB) as daemon:
         response = daemon.request('POST', '/v2/cache/prune', token='admin')
     assert response.status_code == 200, response.text
     assert response.json()['total_files_pruned'] == 4
@@ -58,14 +59,14 @@ def test_untracked_files_from_the_future_are_evicted(tmp_path):
 
 
 def test_clean_deletes_stale_records_whatever_their_time(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     kept = cache.add_image()
     stale = {'future': time.time() + DAY, 'null': None,
              'text': 'yesterday', 'past': 1000.0}
     ids = {}
     conn = sqlite3.connect(cache.db_path, isolation_level=None)
     for name, modified in stale.items():
-        ids[name] = base.new_id()
+        ids[name] = caches.new_id()
         conn.execute('INSERT INTO cached_images (image_id, last_accessed, '
                      'last_modified, size, hits) VALUES (?, ?, ?, ?, ?)',
                      (ids[name], 1000.0, modified, KIB, 0))
@@ -74,7 +75,7 @@ def test_clean_deletes_stale_records_whatever_their_time(tmp_path):
     ahead = time.time() + DAY
     os.utime(os.path.join(cache.path, 'incomplete', stalled),
              (ahead, ahead))
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    with running.daemon(tmp_path, cache.path) as daemon:
         response = daemon.request('POST', '/v2/cache/clean', token='admin')
     assert response.status_code == 200, response.text
     assert set(cache.rows()) == {kept}
@@ -82,7 +83,7 @@ def test_clean_deletes_stale_records_whatever_their_time(tmp_path):
 
 
 def _odd_sqlite_cache(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     good = cache.add_image()
     odd = {}
     rows = {'null times': (None, None, KIB, 0),
@@ -92,7 +93,7 @@ def _odd_sqlite_cache(tmp_path):
             'blob': (b'\x00\xff', 1000.0, b'\x01', -3)}
     conn = sqlite3.connect(cache.db_path, isolation_level=None)
     for name, values in rows.items():
-        odd[name] = base.new_id()
+        odd[name] = caches.new_id()
         conn.execute('INSERT INTO cached_images (image_id, last_accessed, '
                      'last_modified, size, hits) VALUES (?, ?, ?, ?, ?)',
                      (odd[name],) + values)
@@ -104,7 +105,7 @@ def _odd_sqlite_cache(tmp_path):
 
 def test_odd_sqlite_values_leave_the_listings_answering(tmp_path):
     cache, good, odd = _odd_sqlite_cache(tmp_path)
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    with running.daemon(tmp_path, cache.path) as daemon:
         for _ in range(2):
             response = daemon.request('GET', '/v2/cache', token='admin')
             assert response.status_code == 200, response.text
@@ -120,7 +121,8 @@ def test_odd_sqlite_values_leave_the_listings_answering(tmp_path):
             assert log.count("image_id='%s'" % image_id) == 1, image_id
         assert log.count("image_id=b'\\xde\\xad\\xbe\\xef'") == 1
         for fmt in ('table', 'json'):
-            result = hostile.manage(daemon, 'list', '--format', fmt)
+            result = running.manage(daemon.config_path, 'list',
+                                    '--format', fmt)
             assert result.returncode == 0, result.stderr
             assert 'Traceback' not in result.stderr
             if fmt == 'json':
@@ -135,9 +137,9 @@ def mariadb_cache(make_cache):
 def test_odd_mariadb_values_leave_the_listing_answering(mariadb_cache,
                                                         daemons):
     cache = mariadb_cache
-    good = base.new_id()
-    cache.record([(good, time.time(), KIB, 1)])
-    odd = base.new_id()
+    good = caches.new_id()
+    cache.record([plans.Image(good, KIB, time.time(), time.time(), 1)])
+    odd = caches.new_id()
     node = cache.node_id()
     with cache.engine.begin() as conn:
         conn.execute(sa.text("SET SESSION sql_mode = ''"))

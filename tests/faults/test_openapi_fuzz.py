@@ -21,8 +21,10 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from schemathesis.specs.openapi import definitions
 import yaml
 
-from tests import base
 from tests.faults import hostile
+from tests.support import caches
+from tests.support import rawhttp
+from tests.support import running
 
 OPENAPI = pathlib.Path(__file__).resolve().parents[2] / 'api-ref' / \
     'openapi.yaml'
@@ -50,9 +52,9 @@ class Target:
 
     def __init__(self, root):
         root = pathlib.Path(root)
-        self.cache = base.SqliteCache(root / 'cache')
+        self.cache = caches.SqliteCache(root / 'cache')
         for i in range(20):
-            self.cache.add_image(size=base.KIB, last_accessed=1000.0 + i)
+            self.cache.add_image(size=caches.KIB, last_accessed=1000.0 + i)
         for _ in range(3):
             self.cache.add_invalid()
             self.cache.queue()
@@ -74,12 +76,13 @@ class Target:
 @pytest.fixture(scope='module')
 def target(tmp_path_factory):
     target = Target(tmp_path_factory.mktemp('fuzz'))
-    with hostile.running_daemon(
-            target.root, target.cache.path, image_cache_max_size=8 * base.KIB,
-            cache_prune_interval=1, cache_clean_interval=1) as daemon:
+    with running.daemon(
+            target.root, target.cache.path,
+            image_cache_max_size=8 * caches.KIB, cache_prune_interval=1,
+            cache_clean_interval=1) as daemon:
         target.daemon = daemon
         yield target
-        assert hostile.answers(daemon)
+        assert rawhttp.answers(daemon.port)
         log = daemon.log()
     assert 'Traceback' not in log
     assert hostile.tree(target.outside) == target.outside_before

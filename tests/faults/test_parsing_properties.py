@@ -24,8 +24,10 @@ from cache_maint.api import util
 from cache_maint import cachedir
 from cache_maint.drivers import base as drivers_base
 from cache_maint import exception
-from tests import base
 from tests.faults import hostile
+from tests.support import apps
+from tests.support import caches
+from tests.support import settings
 
 HEX = frozenset('0123456789abcdef')
 DASHES = (8, 13, 18, 23)
@@ -127,10 +129,10 @@ class App:
     """deploy.loadapp around a real sqlite cache, noauth2."""
 
     def __init__(self, path):
-        self.cache = base.SqliteCache(path)
-        conf = base.make_conf(self.cache.path,
-                              api__auth_strategy='noauth2')
-        self.app = base.make_app(conf)
+        self.cache = caches.SqliteCache(path)
+        conf = settings.make_conf(self.cache.path,
+                                  api__auth_strategy='noauth2')
+        self.app = apps.make_app(conf)
 
     def request(self, method, path, headers=None):
         req = webob.Request.blank(path, method=method)
@@ -182,7 +184,7 @@ def assert_refused(response, app, name, before):
     else:
         assert_json_400(response, app)
     assert app.cache.path not in response.text
-    assert hostile.cache_state(app.cache) == before
+    assert hostile.snapshot(app.cache) == before
 
 
 @SETTINGS
@@ -196,7 +198,7 @@ def test_any_id_segment_is_accepted_or_a_400(app, name, route):
     """
     app.fill()
     method, template = route
-    before = hostile.cache_state(app.cache)
+    before = hostile.snapshot(app.cache)
 
     response = app.request(method, template % _segment(name))
 
@@ -213,7 +215,7 @@ def test_any_bytes_in_an_id_segment_are_never_a_5xx(app, raw, route):
     """Percent-encoded bytes, UTF-8 or not: a 400 unless a canonical id."""
     app.fill()
     method, template = route
-    before = hostile.cache_state(app.cache)
+    before = hostile.snapshot(app.cache)
 
     response = app.request(method,
                            template % urllib.parse.quote(raw, safe=''))
@@ -256,7 +258,7 @@ def test_the_clear_target_is_parsed_exactly(app, value):
     app.fill()
     images_before = app.cache.images()
     queue_before = app.cache.listdir('queue')
-    before = hostile.cache_state(app.cache)
+    before = hostile.snapshot(app.cache)
 
     response = app.request('DELETE', '/v2/cache',
                            {'x-image-cache-clear-target': value})
@@ -264,7 +266,7 @@ def test_the_clear_target_is_parsed_exactly(app, value):
     cleared = ACCEPTED_TARGETS.get(value.strip(' \t').lower())
     if cleared is None:
         assert_json_400(response, app)
-        assert hostile.cache_state(app.cache) == before
+        assert hostile.snapshot(app.cache) == before
         return
     assert response.status_int == 204, response
     assert response.body == b''

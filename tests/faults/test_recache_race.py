@@ -23,8 +23,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests import base
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -37,7 +38,7 @@ SECONDS = float(os.environ.get('CACHE_MAINT_RACE_SECONDS', 60))
 #: may wait up to 2 s for the sqlite lock to do so.
 UNRECORDED_FOR = 5
 
-KIB = base.KIB
+KIB = caches.KIB
 
 
 def glance_connection(cache):
@@ -82,7 +83,7 @@ def test_glance_caches_again_what_prune_evicts(kind, make_cache, daemons):
     writer = start_writer(cache, kind)
     try:
         lost = watch_unrecorded(cache, writer)
-        out, err = writer.communicate(timeout=helpers.DEADLINE)
+        out, err = writer.communicate(timeout=processes.DEADLINE)
     finally:
         if writer.poll() is None:
             writer.kill()

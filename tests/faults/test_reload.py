@@ -15,9 +15,10 @@ import time
 
 import requests
 
-from tests import base
-from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import rawhttp
+from tests.support import running
 
 REFUSED = 'Refusing the changed configuration files'
 
@@ -31,19 +32,20 @@ def reload_and_wait(daemon, needle):
     seen = daemon.log().count(needle)
     workers = daemon.workers()
     daemon.send_signal(signal.SIGHUP)
-    helpers.wait_for(lambda: daemon.log().count(needle) > seen,
-                     'the launcher to log %r' % needle, timeout=90,
-                     diagnostics=daemon.diagnostics)
-    helpers.wait_for(lambda: daemon.workers() - workers
-                     and hostile.answers(daemon), 'a new worker to answer',
-                     diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: daemon.log().count(needle) > seen,
+                       'the launcher to log %r' % needle, timeout=90,
+                       diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: daemon.workers() - workers
+                       and rawhttp.answers(daemon.port),
+                       'a new worker to answer',
+                       diagnostics=daemon.diagnostics)
     return [line for line in daemon.log().splitlines()
             if needle in line][-1]
 
 
 def stops_on_sigterm(daemon):
     daemon.send_signal(signal.SIGTERM)
-    assert daemon.process.wait(helpers.DEADLINE) == 0
+    assert daemon.process.wait(processes.DEADLINE) == 0
 
 
 def limit_in_force(daemon, cache):
@@ -55,12 +57,12 @@ def limit_in_force(daemon, cache):
 
 def test_a_bad_value_of_a_command_line_option_is_refused(tmp_path):
     """``debug = maybe`` once made the launcher wait for itself for ever."""
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     for i in range(4):
         cache.add_image(last_accessed=1000.0 + i)
-    daemon = helpers.Daemon(tmp_path, cache.path, cache_prune_interval=0,
+    daemon = running.Daemon(tmp_path, cache.path, cache_prune_interval=0,
                             cache_clean_interval=0,
-                            image_cache_max_size=100 * base.KIB).start()
+                            image_cache_max_size=100 * caches.KIB).start()
     try:
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0,
                          image_cache_max_size=0, debug='maybe')
@@ -73,7 +75,8 @@ def test_a_bad_value_of_a_command_line_option_is_refused(tmp_path):
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0,
                          image_cache_max_size=0)
         reload_and_wait(daemon, 'Reloaded the configuration files')
-        helpers.wait_for(lambda: hostile.answers(daemon), 'the new worker')
+        processes.wait_for(lambda: rawhttp.answers(daemon.port),
+                           'the new worker')
         assert limit_in_force(daemon, cache)['total_files_pruned'] == 4
         stops_on_sigterm(daemon)
     finally:
@@ -106,15 +109,15 @@ class BlackHole:
 
 def test_a_database_that_never_answers_is_refused_in_bounded_time(
         tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     glance_db = tmp_path / 'glance.sqlite'
     options = dict(image_cache_driver='centralized_db',
                    worker_self_reference_url='http://node-1:9292',
                    cache_prune_interval=0, cache_clean_interval=0)
-    daemon = helpers.Daemon(tmp_path, cache.path, **options)
+    daemon = running.Daemon(tmp_path, cache.path, **options)
     daemon.add_sections({'database': {
         'connection': 'sqlite:///%s' % glance_db}})
-    result = hostile.manage(daemon, 'db-sync')
+    result = running.manage(daemon.config_path, 'db-sync')
     assert result.returncode == 0, result.stderr
     hole = BlackHole()
     try:
@@ -139,10 +142,10 @@ def test_a_database_that_never_answers_is_refused_in_bounded_time(
 @contextlib.contextmanager
 def with_policy_file(tmp_path):
     """A daemon reloaded onto a policy file of its own: (daemon, path)."""
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     policy = tmp_path / 'policy.yaml'
     policy.write_text('"cache_list": "role:admin"\n')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    with running.daemon(tmp_path, cache.path) as daemon:
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0)
         daemon.add_sections({'oslo_policy': {'policy_file': policy}})
         reload_and_wait(daemon, 'Reloaded the configuration files')
@@ -158,8 +161,8 @@ def test_a_broken_policy_file_on_reload_is_refused(tmp_path):
 
 
 def test_a_bad_middleware_option_on_reload_is_refused(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    with running.daemon(tmp_path, cache.path) as daemon:
         daemon.configure(cache_prune_interval=0, cache_clean_interval=0)
         daemon.add_sections({'oslo_middleware': {
             'max_request_body_size': 'abc'}})
@@ -172,8 +175,8 @@ def test_a_bad_middleware_option_on_reload_is_refused(tmp_path):
 
 def test_the_api_socket_outlives_every_reload(tmp_path):
     """New connections during reloads wait in the backlog, none refused."""
-    cache = base.SqliteCache(tmp_path / 'cache')
-    with hostile.running_daemon(tmp_path, cache.path) as daemon:
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    with running.daemon(tmp_path, cache.path) as daemon:
         stop = threading.Event()
         outcomes = []
 
@@ -182,7 +185,7 @@ def test_the_api_socket_outlives_every_reload(tmp_path):
                 try:
                     # A new connection each time: Connection: close.
                     response = requests.get(
-                        daemon.url('/versions'), timeout=helpers.DEADLINE,
+                        daemon.url('/versions'), timeout=processes.DEADLINE,
                         headers={'Connection': 'close'})
                     outcomes.append(response.status_code)
                 except requests.RequestException as e:
@@ -200,7 +203,7 @@ def test_the_api_socket_outlives_every_reload(tmp_path):
             time.sleep(1)
         finally:
             stop.set()
-            prober.join(helpers.DEADLINE)
+            prober.join(processes.DEADLINE)
         assert outcomes and set(outcomes) == {200}, (
             [o for o in outcomes if o != 200][:10])
 

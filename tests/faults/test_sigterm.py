@@ -14,13 +14,15 @@ import os
 import signal
 import subprocess
 
+from oslo_concurrency import lockutils
 import pytest
 import requests
 
 from cache_maint import locks
-from tests import base
 from tests.faults import conftest as faults
-from tests.functional import helpers
+from tests.support import processes
+from tests.support import running
+from tests.support import settings
 
 
 def _post_quietly(daemon, task):
@@ -28,15 +30,6 @@ def _post_quietly(daemon, task):
         return daemon.post(task)
     except requests.RequestException as e:
         return e
-
-
-def _manage(config, *args):
-    """Start ``cache-maint-manage``, in a process group of its own."""
-    return subprocess.Popen(
-        [helpers.console_script('cache-maint-manage'), '--config-file',
-         config] + list(args), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
 
 
 def _assert_stopped_in_agreement(workload, survivors):
@@ -59,7 +52,7 @@ def test_sigterm_to_the_daemon_mid_prune(kind, make_cache, daemons,
     daemon = daemons(workload.cache, image_cache_max_size=max_size,
                      cache_prune_interval=0, cache_clean_interval=0,
                      debug='false').start()
-    helpers.wait_for(daemon.workers, 'a forked worker')
+    processes.wait_for(daemon.workers, 'a forked worker')
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         request = pool.submit(_post_quietly, daemon, 'prune')
@@ -68,11 +61,11 @@ def test_sigterm_to_the_daemon_mid_prune(kind, make_cache, daemons,
         daemon.send_signal(signal.SIGTERM)
         os.killpg(daemon.process.pid, signal.SIGCONT)
         try:
-            status = daemon.process.wait(helpers.DEADLINE)
+            status = daemon.process.wait(processes.DEADLINE)
         except subprocess.TimeoutExpired:
             pytest.fail('cache-maint did not exit within %s s of SIGTERM\n%s'
-                        % (helpers.DEADLINE, daemon.diagnostics()))
-        response = request.result(helpers.DEADLINE)
+                        % (processes.DEADLINE, daemon.diagnostics()))
+        response = request.result(processes.DEADLINE)
 
     assert status == 0, daemon.diagnostics()
     evicted = _assert_stopped_in_agreement(workload, survivors)
@@ -89,9 +82,28 @@ def test_sigterm_to_the_daemon_mid_prune(kind, make_cache, daemons,
     config = faults.write_manage_config(
         tmp_path / 'manage.conf', workload.cache,
         image_cache_max_size=max_size)
-    assert helpers.run_script('cache-maint-manage', [
+    assert processes.run_script('cache-maint-manage', [
         '--config-file', config, 'prune']).returncode == 0
     workload.assert_exactly(survivors)
+
+
+def _has_open(pid, path):
+    """True once process ``pid`` has ``path`` open.
+
+    A waiter for a lock file keeps it open between its attempts.
+    """
+    fd_dir = '/proc/%d/fd' % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) == path:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @pytest.mark.parametrize('kind', faults.KINDS)
@@ -100,28 +112,38 @@ def test_sigterm_to_manage_prune_mid_prune(kind, make_cache, tmp_path):
     workload = faults.Workload(make_cache(kind), faults.LARGE)
     max_size = workload.total // 4
     survivors = workload.survivors(max_size)
-    config = faults.write_manage_config(
-        tmp_path / 'manage.conf', workload.cache,
-        image_cache_max_size=max_size, log_file=tmp_path / 'manage.log')
-    conf = base.make_conf(workload.cache.path,
-                          image_cache_driver=workload.cache.driver)
-    lock_file = os.path.join(locks.lock_path(conf),
-                             locks.TASK_LOCK_NAMES['prune'])
+    # The lock path is set, not derived: a library imported earlier in this
+    # process (Glance's) may have changed oslo.concurrency's default here.
+    lock_dir = tmp_path / 'locks'
+    lock_dir.mkdir()
+    sections = settings.cache_sections(
+        workload.cache, image_cache_max_size=max_size,
+        log_file=tmp_path / 'manage.log')
+    sections['oslo_concurrency'] = {'lock_path': lock_dir}
+    config = settings.write_config(tmp_path / 'manage.conf', sections)
+    name = locks.TASK_LOCK_NAMES['prune']
+    lock_file = os.path.realpath(lock_dir / name)
 
-    process = _manage(config, 'prune')
+    # Starting up runs free, up to the prune lock, held here; the process
+    # is frozen there, and from the moment the lock is free the prune is
+    # run in slices and frozen halfway, however fast the disk.
+    held = lockutils.external_lock(name, lock_path=str(lock_dir))
+    held.acquire()
+    process = running.start_manage(config, 'prune')
     try:
-        # Starting up runs free; from the moment it takes the lock, the
-        # prune is run in slices and frozen halfway.
-        helpers.wait_for(lambda: os.path.exists(lock_file)
-                         or process.poll() is not None,
-                         'cache-maint-manage to take the prune lock',
-                         interval=0.001)
-        assert process.poll() is None, process.communicate()
+        try:
+            processes.wait_for(lambda: _has_open(process.pid, lock_file)
+                               or process.poll() is not None,
+                               'cache-maint-manage to wait for the lock')
+            assert process.poll() is None, process.communicate()
+            faults.freeze(process.pid, [process.pid])
+        finally:
+            held.release()
         faults.freeze_mid_prune(process.pid, [process.pid], workload,
                                 len(survivors))
         process.send_signal(signal.SIGTERM)
         os.killpg(process.pid, signal.SIGCONT)
-        stdout, stderr = process.communicate(timeout=helpers.DEADLINE)
+        stdout, stderr = process.communicate(timeout=processes.DEADLINE)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -136,7 +158,7 @@ def test_sigterm_to_manage_prune_mid_prune(kind, make_cache, tmp_path):
         'total_files_pruned': len(evicted),
         'total_bytes_pruned': sum(workload.sizes[i] for i in evicted)}
 
-    finished = helpers.run_script('cache-maint-manage',
-                                  ['--config-file', config, 'prune'])
+    finished = processes.run_script('cache-maint-manage',
+                                    ['--config-file', config, 'prune'])
     assert finished.returncode == 0, finished.stderr
     workload.assert_exactly(survivors)

@@ -23,9 +23,11 @@ import time
 
 import pytest
 
-from tests import base
 from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import rawhttp
+from tests.support import running
 
 #: Seconds an answer may take while the bad clients are connected. Far
 #: above a normal answer on a loaded CI machine, far below what idle and
@@ -36,12 +38,12 @@ ANSWER_DEADLINE = 5
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp('slow-clients')
-    cache = base.SqliteCache(root / 'cache')
+    cache = caches.SqliteCache(root / 'cache')
     for _ in range(3):
         cache.add_image()
-    with hostile.running_daemon(root, cache.path,
-                                image_cache_max_size=10 * base.KIB,
-                                api={'request_timeout': 5}) as daemon:
+    with running.daemon(root, cache.path,
+                        image_cache_max_size=10 * caches.KIB,
+                        api={'request_timeout': 5}) as daemon:
         yield daemon
 
 
@@ -57,7 +59,7 @@ def worker_rss(daemon):
 
 def answer(sock, limit=1 << 20):
     """What the server sent on ``sock`` until it closed, or the timeout."""
-    sock.settimeout(helpers.DEADLINE)
+    sock.settimeout(processes.DEADLINE)
     chunks = []
     try:
         while sum(map(len, chunks)) < limit:
@@ -76,8 +78,8 @@ def send_then_read(port, data):
         sent = threading.Thread(target=_send_quietly, args=(sock, data))
         sent.start()
         reply = answer(sock)
-        sent.join(helpers.DEADLINE)
-    return hostile.parse_reply(reply) if reply else None
+        sent.join(processes.DEADLINE)
+    return rawhttp.parse_reply(reply) if reply else None
 
 
 def _send_quietly(sock, data):
@@ -94,23 +96,23 @@ def timed(method, daemon, path, token=None):
 
 
 def test_idle_and_slowloris_clients_take_no_answer_away(site):
-    with hostile.bad_clients(site.port):
+    with rawhttp.bad_clients(site.port):
         time.sleep(2)   # every slow client is mid-request by now
         for _ in range(5):
             assert timed('GET', site, '/healthcheck') == 200
             assert timed('GET', site, '/versions') == 200
             assert timed('POST', site, '/v2/cache/prune',
                          token='admin') == 200
-    assert hostile.answers(site)
+    assert rawhttp.answers(site.port)
 
 
 def test_a_request_that_never_ends_is_cut_off(site):
     """[api] request_timeout (5 s here) ends a trickle of any speed."""
-    with hostile.bad_clients(site.port, idle=0, slow=1) as (sock,):
-        sock.settimeout(helpers.DEADLINE)
+    with rawhttp.bad_clients(site.port, idle=0, slow=1) as (sock,):
+        sock.settimeout(processes.DEADLINE)
         # The server closes it: recv ends, with no answer.
-        helpers.wait_for(lambda: _closed(sock),
-                         'the slow client to be disconnected')
+        processes.wait_for(lambda: _closed(sock),
+                           'the slow client to be disconnected')
     assert 'whose request did not arrive within 5 s' in site.log()
 
 
@@ -131,7 +133,7 @@ def test_a_64_mib_request_target_is_a_414_at_once(site):
     for sender in senders:
         sender.start()
     for sender in senders:
-        sender.join(helpers.DEADLINE * 2)
+        sender.join(processes.DEADLINE * 2)
     assert [reply.status for reply in replies] == [414] * 4, replies
     assert replies[0].json()['error']['code'] == 414
     assert worker_rss(site) - before < 64 << 20
@@ -156,7 +158,7 @@ def test_too_many_or_too_large_headers_are_a_431(site, headers, status):
         + b'\r\n')
     assert reply.status == status, reply
     assert reply.json()['error']['code'] == status
-    assert hostile.answers(site)
+    assert rawhttp.answers(site.port)
 
 
 def test_a_body_too_large_is_a_413_before_it_is_sent(site):
@@ -164,7 +166,7 @@ def test_a_body_too_large_is_a_413_before_it_is_sent(site):
         sock.sendall(b'POST /v2/cache/prune HTTP/1.1\r\nHost: x\r\n'
                      b'X-Auth-Token: admin\r\n'
                      b'Content-Length: 1000000000\r\n\r\n')
-        reply = hostile.parse_reply(answer(sock))
+        reply = rawhttp.parse_reply(answer(sock))
     assert reply.status == 413, reply
     assert reply.json()['error']['code'] == 413
 
@@ -210,7 +212,7 @@ def test_malformed_framing_is_a_400_and_one_log_line(site, case):
     assert len(logged.splitlines()) == 1, logged
     assert 'Traceback' not in logged and ' ERROR ' not in logged
     assert '\x1b' not in logged
-    assert hostile.answers(site)
+    assert rawhttp.answers(site.port)
 
 
 def test_a_hundred_header_fields_are_taken(site):
@@ -221,19 +223,19 @@ def test_a_hundred_header_fields_are_taken(site):
 
 
 def test_deeply_nested_json_is_a_400(site):
-    reply = hostile.raw_request(site.port, 'POST', b'/v2/cache/clean',
+    reply = rawhttp.raw_request(site.port, 'POST', b'/v2/cache/clean',
                                 body=b'[' * 5000)
     hostile.assert_clean_error(reply, 400)
     assert 'Traceback' not in site.log()
 
 
 def test_line_ends_alone_do_not_keep_a_connection_alive(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
-    with hostile.running_daemon(tmp_path, cache.path,
-                                api={'idle_timeout': 2}) as daemon:
+    cache = caches.SqliteCache(tmp_path / 'cache')
+    with running.daemon(tmp_path, cache.path,
+                        api={'idle_timeout': 2}) as daemon:
         with socket.create_connection(('127.0.0.1', daemon.port)) as sock:
             sock.settimeout(1)
-            deadline = time.monotonic() + helpers.DEADLINE
+            deadline = time.monotonic() + processes.DEADLINE
             while time.monotonic() < deadline:
                 try:
                     sock.sendall(b'\r\n\r\n')
@@ -253,7 +255,7 @@ def test_a_client_gone_mid_body_leaves_no_trace(site):
         sock.sendall(b'POST /v2/cache/prune HTTP/1.1\r\nHost: x\r\n'
                      b'X-Auth-Token: admin\r\nContent-Length: 100\r\n\r\n{')
     time.sleep(0.5)
-    assert hostile.answers(site)
+    assert rawhttp.answers(site.port)
     logged = site.log()[log_before:]
     assert 'Traceback' not in logged
     assert 'POST /v2/cache/prune' not in logged    # never reached the API

@@ -15,9 +15,9 @@ import time
 
 from oslo_concurrency import lockutils
 
-from tests import base
-from tests.faults import hostile
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import processes
+from tests.support import running
 
 #: Seconds an unrelated answer may take while requests wait: a deadline
 #: far below the 20-40 s such requests once cost, not a measurement.
@@ -42,14 +42,14 @@ def waiting(daemon, cache, task, count):
                                          '/v2/cache/%s' % task,
                                          token='admin')
                              for _ in range(count)]
-            helpers.wait_for(lambda: _waiting(daemon) >= count,
-                             'the %s requests to wait' % task)
+            processes.wait_for(lambda: _waiting(daemon) >= count,
+                               'the %s requests to wait' % task)
             yield requests_sent
             assert not any(future.done() for future in requests_sent)
         finally:
             held.release()
         for future in requests_sent:
-            future.result(helpers.DEADLINE)
+            future.result(processes.DEADLINE)
 
 
 def answers_in_time(daemon):
@@ -61,11 +61,11 @@ def answers_in_time(daemon):
 
 
 def test_waiting_requests_share_one_run_and_block_nobody(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     images = [cache.add_image(last_accessed=1000.0 + i) for i in range(6)]
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_max_size=3 * base.KIB,
-                                api={'threads': 2}) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_max_size=3 * caches.KIB,
+                        api={'threads': 2}) as daemon:
         with waiting(daemon, cache, 'prune', WAITERS) as requests_sent:
             for _ in range(3):
                 answers_in_time(daemon)
@@ -76,16 +76,16 @@ def test_waiting_requests_share_one_run_and_block_nobody(tmp_path):
     assert {a.status_code for a in answers} == {200}
     assert {a.text for a in answers} == {
         '{"total_files_pruned": 3, "total_bytes_pruned": %d}'
-        % (3 * base.KIB)}
+        % (3 * caches.KIB)}
     assert cache.images() == set(images[3:])
     assert len(api_runs) == 1, api_runs
 
 
 def test_past_their_threads_requests_queue_and_block_nobody(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
-    with hostile.running_daemon(tmp_path, cache.path,
-                                api={'max_task_requests': 2}) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        api={'max_task_requests': 2}) as daemon:
         with waiting(daemon, cache, 'clean', 6) as requests_sent:
             answers_in_time(daemon)
     assert {f.result().status_code for f in requests_sent} == {200}
@@ -118,11 +118,11 @@ def _runs(daemon):
 
 def test_a_requester_out_of_time_gets_a_409_and_the_run_is_dropped(
         tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     cache.add_image()
-    with hostile.running_daemon(tmp_path, cache.path,
-                                image_cache_max_size=0,
-                                api={'task_wait_timeout': 1}) as daemon:
+    with running.daemon(tmp_path, cache.path,
+                        image_cache_max_size=0,
+                        api={'task_wait_timeout': 1}) as daemon:
         held = lockutils.external_lock('glance-cache-prune',
                                        lock_path=cache.path)
         held.acquire()

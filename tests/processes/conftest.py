@@ -2,10 +2,10 @@
 
 import pytest
 
-from tests import base
+from tests.support import caches
 
 
 @pytest.fixture
 def cache(tmp_path):
     """An empty Glance sqlite cache in the test's own directory."""
-    return base.SqliteCache(tmp_path / 'cache')
+    return caches.SqliteCache(tmp_path / 'cache')

@@ -15,19 +15,25 @@ from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import router
 from cache_maint.api import server
 from cache_maint import runs
-from tests import base
 
-KIB = base.KIB
+from tests.support import apps
+from tests.support import caches
+from tests.support import fs
+from tests.support import locking
+from tests.support import plans
+from tests.support import settings
+
+KIB = caches.KIB
 
 
 class API:
     """The loaded application, a real cache under it, and request helpers."""
 
     def __init__(self, tmp_path, args=(), **overrides):
-        self.cache = base.SqliteCache(tmp_path / 'cache')
+        self.cache = caches.SqliteCache(tmp_path / 'cache')
         overrides.setdefault('api__auth_strategy', 'noauth2')
-        self.conf = base.make_conf(self.cache.path, args, **overrides)
-        self.app = base.make_app(self.conf)
+        self.conf = settings.make_conf(self.cache.path, args, **overrides)
+        self.app = apps.make_app(self.conf)
 
     def request(self, method, path, token='admin', body=None, headers=None):
         req = webob.Request.blank(path, method=method)
@@ -167,7 +173,7 @@ class TestRunRecord:
 
     def test_a_run_that_never_started_is_not_recorded(self, tmp_path):
         api = API(tmp_path, api__task_wait_timeout=0)
-        with base.task_held(api.conf, 'prune'):
+        with locking.task_held(api.conf, 'prune'):
             assert api.request('POST', '/v2/cache/prune').status_int == 409
         assert api.request('GET', '/v2/cache/runs').json == {'runs': []}
 
@@ -291,7 +297,7 @@ class TestErrors:
 
     def test_busy_task_is_a_conflict_after_the_wait(self, tmp_path):
         api = API(tmp_path, api__task_wait_timeout=0)
-        with base.task_held(api.conf, 'prune'):
+        with locking.task_held(api.conf, 'prune'):
             response = api.request('POST', '/v2/cache/prune')
             message = assert_json_error(response, 409)
             assert 'already in progress' in message
@@ -303,7 +309,7 @@ class TestErrors:
         for i in range(3):
             api.cache.add_image(last_accessed=100.0 + i)
         api.conf.set_override('image_cache_max_size', 0)
-        with base.task_held(api.conf, 'prune') as release:
+        with locking.task_held(api.conf, 'prune') as release:
             threading.Timer(0.3, release.set).start()
             response = api.request('POST', '/v2/cache/prune')
         assert response.json['total_files_pruned'] == 3
@@ -347,7 +353,7 @@ class TestKeystone:
         return api
 
     def token(self, tokens, roles, expires=None):
-        token_id = base.new_id()
+        token_id = caches.new_id()
         tokens.add_token_data(
             token_id=token_id, user_id='u-' + roles[0], project_id='p1',
             role_list=roles, expires=expires)
@@ -490,7 +496,7 @@ class TestCacheRoutes:
             'queued_images': [queued]}
 
     def test_queue(self, api):
-        image = base.new_id()
+        image = caches.new_id()
         response = api.request('PUT', '/v2/cache/%s' % image,
                                headers={'Content-Type':
                                         'application/octet-stream'})
@@ -531,7 +537,7 @@ class TestCacheRoutes:
     def test_delete_a_link_named_like_an_image(self, api, tmp_path):
         canary = tmp_path / 'canary'
         canary.write_text('keep')
-        link = base.new_id()
+        link = caches.new_id()
         os.symlink(canary, os.path.join(api.cache.path, link))
         os.symlink(canary, os.path.join(api.cache.path, 'queue', link))
         assert_json_error(api.request('DELETE', '/v2/cache/%s' % link), 404)
@@ -564,21 +570,20 @@ class TestCacheRoutes:
         assert api.cache.images() == {image}
 
     def test_nodes_need_centralized_db(self, api):
-        response = api.request('GET', '/v2/cache/nodes/%s' % base.new_id())
+        response = api.request('GET', '/v2/cache/nodes/%s' % caches.new_id())
         assert_json_error(response, 409)
 
     def test_nodes_with_centralized_db(self, tmp_path):
-        from tests import caches
         central = caches.CentralCache(tmp_path / 'cache',
                                       'sqlite:///%s' % (tmp_path / 'g.db'))
         image = central.add_image()
-        central.record([(image, 1.0, KIB, 0)],
+        central.record([plans.Image(image, KIB, 1.0, 1.0)],
                        node_url=caches.OTHER_NODE_URL)
         conf = central.conf(api__auth_strategy='noauth2')
-        app = base.make_app(conf)
+        application = apps.make_app(conf)
         req = webob.Request.blank('/v2/cache/nodes/%s' % image,
                                   headers={'X-Auth-Token': 'admin'})
-        response = req.get_response(app)
+        response = req.get_response(application)
         assert response.status_int == 200
         assert response.json == sorted([caches.NODE_URL,
                                         caches.OTHER_NODE_URL])
@@ -623,7 +628,7 @@ class TestCacheRoutes:
         assert href == 'https://cache.example.org/v2/'
 
     def test_image_reference_for_openstackclient(self, api):
-        image = base.new_id()
+        image = caches.new_id()
         response = api.request('GET', '/v2/images/%s' % image)
         assert response.status_int == 200
         assert response.json == {'id': image}
@@ -645,7 +650,7 @@ class TestCacheRoutes:
 
     def test_a_file_that_cannot_go_keeps_its_record(self, api, monkeypatch):
         stuck, gone = api.cache.add_image(), api.cache.add_image()
-        base.unlink_fails_for(monkeypatch, stuck)
+        fs.unlink_fails_for(monkeypatch, stuck)
         assert api.request('DELETE', '/v2/cache').status_int == 204
         assert api.cache.images() == {stuck}
         assert set(api.cache.rows()) == {stuck}

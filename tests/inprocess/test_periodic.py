@@ -6,8 +6,9 @@ import pytest
 
 from cache_maint import exception
 from cache_maint import periodic
-from tests import base
-from tests.functional import helpers
+
+from tests.support import processes
+from tests.support import settings
 
 
 class FakeRunner:
@@ -41,8 +42,8 @@ class FakeRunner:
     (0, 0, []), (0, 60, ['periodic_prune']), (30, 0, ['periodic_clean']),
     (30, 60, ['periodic_clean', 'periodic_prune'])])
 def test_zero_disables_a_task(tmp_path, clean, prune, expected):
-    conf = base.make_conf(tmp_path, cache_clean_interval=clean,
-                          cache_prune_interval=prune)
+    conf = settings.make_conf(tmp_path, cache_clean_interval=clean,
+                              cache_prune_interval=prune)
     built = periodic.build_callables(conf, FakeRunner())
     assert [fn.__name__ for fn, _args, _kwargs in built] == expected
     spacing = [fn._periodic_spacing for fn, _args, _kwargs in built]
@@ -50,8 +51,8 @@ def test_zero_disables_a_task(tmp_path, clean, prune, expected):
 
 
 def run_worker(tmp_path, runner):
-    conf = base.make_conf(tmp_path, cache_clean_interval=0,
-                          cache_prune_interval=1)
+    conf = settings.make_conf(tmp_path, cache_clean_interval=0,
+                              cache_prune_interval=1)
     tasks = periodic.PeriodicTasks(conf, runner)
     tasks.start()
     try:
@@ -79,13 +80,13 @@ def test_a_busy_task_is_skipped_not_failed(tmp_path, caplog):
 
 def test_each_task_runs_once_at_start(tmp_path):
     """A restart or SIGHUP must not push a daily clean a day further."""
-    conf = base.make_conf(tmp_path, cache_clean_interval=86400,
-                          cache_prune_interval=86400)
+    conf = settings.make_conf(tmp_path, cache_clean_interval=86400,
+                              cache_prune_interval=86400)
     runner = FakeRunner()
     tasks = periodic.PeriodicTasks(conf, runner)
     tasks.start()
     try:
-        helpers.wait_for(lambda: len(runner.calls) == 2, 'the first runs')
+        processes.wait_for(lambda: len(runner.calls) == 2, 'the first runs')
     finally:
         tasks.stop()
         tasks.wait(30)

@@ -8,17 +8,20 @@ import time
 from oslo_concurrency import lockutils
 import pytest
 
-from tests import base
-from tests import caches
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import plans
+from tests.support import processes
+from tests.support import running
+from tests.support import settings
 
-KIB = base.KIB
+
+KIB = caches.KIB
 
 
 @pytest.fixture
 def configure(tmp_path, cache):
     """Write a config for the test's cache; return its path."""
-    def configure(log_file=True, **options):
+    def configure(log_file=True, sections=None, **options):
         default = {'image_cache_dir': cache.path,
                    'image_cache_driver': 'sqlite',
                    'image_cache_max_size': 10 * KIB,
@@ -27,33 +30,18 @@ def configure(tmp_path, cache):
             default['log_file'] = str(tmp_path / 'manage.log')
         default.update(options)
         default = {k: v for k, v in default.items() if v is not None}
-        return helpers.write_config(tmp_path / 'cache-maint.conf',
-                                    {'DEFAULT': default})
+        return settings.write_config(tmp_path / 'cache-maint.conf',
+                                     dict(sections or {}, DEFAULT=default))
     return configure
 
 
-def manage(config, *args):
-    """Run ``cache-maint-manage --config-file config args...``."""
-    return helpers.run_script('cache-maint-manage',
-                              ['--config-file', config] + list(args))
+manage = running.manage
 
 
 def ok_json(result):
     """The JSON a successful command printed, and nothing else."""
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def expected_evictions(sizes_by_lru, max_size):
-    """Ids prune must evict: least recently used first, until it fits."""
-    total = sum(size for _, size in sizes_by_lru)
-    victims = []
-    for image_id, size in sizes_by_lru:
-        if total <= max_size:
-            break
-        victims.append(image_id)
-        total -= size
-    return victims
 
 
 def snapshot(cache):
@@ -81,14 +69,14 @@ class TestPrune:
         now = time.time()
         sizes = [3, 1, 4, 1, 5, 2, 6, 2, 5, 3, 5, 1]
         ages = [50, 10, 110, 70, 30, 90, 20, 120, 60, 40, 100, 80]
-        images = {}
-        for size, age in zip(sizes, ages):
-            image_id = cache.add_image(size=size * KIB,
-                                       last_accessed=now - age * 60, hits=age)
-            images[image_id] = (now - age * 60, size * KIB)
-        lru = sorted(images, key=lambda i: images[i][0])
-        victims = expected_evictions([(i, images[i][1]) for i in lru],
-                                     15 * KIB)
+        images = [plans.Image(caches.new_id(), size * KIB, now - age * 60,
+                              now - 3600, age)
+                  for size, age in zip(sizes, ages)]
+        for image in images:
+            cache.add_image(size=image.size, last_accessed=image.last_accessed,
+                            hits=image.hits, image_id=image.image_id)
+        survivors = plans.survivors(images, 15 * KIB)
+        victims = [i for i in images if i.image_id not in survivors]
         queued = cache.queue()
         invalid = cache.add_invalid()
         stalled = cache.add_incomplete(age=3600)
@@ -98,8 +86,7 @@ class TestPrune:
 
         assert ok_json(result) == {
             'total_files_pruned': len(victims),
-            'total_bytes_pruned': sum(images[i][1] for i in victims)}
-        survivors = set(images) - set(victims)
+            'total_bytes_pruned': sum(i.size for i in victims)}
         assert cache.images() == survivors
         assert cache.rows() == {i: rows_before[i] for i in survivors}
         assert cache.size() <= 15 * KIB
@@ -137,6 +124,39 @@ class TestPrune:
         assert lock_file_names(snapshot(cache)) == before
         assert cache.rows() == rows
 
+    def test_show_run_prints_the_run_record(self, cache, configure):
+        """What GET /v2/cache/runs would show of this run, duration too."""
+        for i in range(3):
+            cache.add_image(last_accessed=1000.0 + i)
+        run = ok_json(manage(configure(image_cache_max_size=KIB), 'prune',
+                             '--show-run'))
+        assert run['task'] == 'prune'
+        assert run['trigger'] == 'command line'
+        assert run['outcome'] == 'succeeded'
+        assert run['result'] == {'total_files_pruned': 2,
+                                 'total_bytes_pruned': 2 * KIB}
+        assert run['duration'] == pytest.approx(
+            run['finished_at'] - run['started_at'], abs=1e-5)
+        assert len(cache.images()) == 1
+
+    def test_show_run_prints_a_failed_run_too(self, cache, configure,
+                                              tmp_path):
+        """Its record says how it ended; the exit status says it failed."""
+        cache.add_image()
+        (tmp_path / 'a-file').write_text('not a directory\n')
+        # The run fails once it starts: its lock file cannot be made. (The
+        # xattr driver's setup takes no lock, where sqlite's would fail.)
+        locked_out = {'lock_path': tmp_path / 'a-file' / 'locks'}
+        result = manage(configure(image_cache_driver='xattr',
+                                  image_cache_max_size=0,
+                                  sections={'oslo_concurrency': locked_out}),
+                        'prune', '--show-run')
+        assert result.returncode != 0
+        run = json.loads(result.stdout)
+        assert (run['task'], run['outcome']) == ('prune', 'failed')
+        assert run['error'] and run['result'] is None
+        assert 'cache-maint-manage prune failed' in result.stderr
+
 
 class TestClean:
     """``clean`` removes failed and stalled downloads, and says so."""
@@ -168,7 +188,7 @@ class TestClean:
         """A symlink in invalid/ is removed; what it points at is not."""
         canary = tmp_path / 'canary'
         canary.write_bytes(b'precious')
-        link = os.path.join(cache.path, 'invalid', base.new_id())
+        link = os.path.join(cache.path, 'invalid', caches.new_id())
         os.symlink(canary, link)
 
         result = manage(configure(), 'clean')
@@ -314,10 +334,7 @@ class TestLocks:
         lock = lockutils.external_lock('glance-cache-prune',
                                        lock_path=cache.path)
         lock.acquire()
-        process = subprocess.Popen(
-            [helpers.console_script('cache-maint-manage'),
-             '--config-file', config, 'prune'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = running.start_manage(config, 'prune')
         try:
             try:
                 # Still waiting while the lock is held, and nothing gone.
@@ -326,7 +343,7 @@ class TestLocks:
                 assert cache.images() == set(images)
             finally:
                 lock.release()
-            stdout, stderr = process.communicate(timeout=helpers.DEADLINE)
+            stdout, stderr = process.communicate(timeout=processes.DEADLINE)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -399,9 +416,8 @@ class TestCentralizedDb:
         glance_db = 'sqlite:///%s' % (tmp_path / 'glance.db')
         config = configure(image_cache_driver='centralized_db',
                            worker_self_reference_url=caches.NODE_URL,
-                           image_cache_max_size=2 * KIB)
-        with open(config, 'a') as f:
-            f.write('\n[database]\nconnection = %s\n' % glance_db)
+                           image_cache_max_size=2 * KIB,
+                           sections={'database': {'connection': glance_db}})
 
         missing = manage(config, 'prune')
         assert missing.returncode != 0

@@ -8,7 +8,9 @@ import pytest
 
 from cache_maint import cachedir
 from cache_maint import exception
-from tests import base
+
+from tests.support import caches
+from tests.support import fs
 
 
 def test_image_ids():
@@ -30,11 +32,11 @@ def test_not_image_ids(name):
 
 
 def test_scan_sees_only_regular_files_named_by_an_id(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     image = cache.add_image(size=3)
-    os.symlink('/etc/passwd', tmp_path / base.new_id())
-    os.mkdir(tmp_path / base.new_id())
-    os.mkfifo(tmp_path / base.new_id())
+    os.symlink('/etc/passwd', tmp_path / caches.new_id())
+    os.mkdir(tmp_path / caches.new_id())
+    os.mkfifo(tmp_path / caches.new_id())
     (tmp_path / 'glance-cache-prune').write_bytes(b'')
     images = cachedir.CacheDir(str(tmp_path)).scan_images()
     assert list(images) == [image]
@@ -44,11 +46,11 @@ def test_scan_sees_only_regular_files_named_by_an_id(tmp_path):
 def test_remove_images_removes_only_regular_files(tmp_path, tmp_path_factory):
     outside = tmp_path_factory.mktemp('outside') / 'target'
     outside.write_text('keep')
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     image = cache.add_image(size=5)
-    link = base.new_id()
+    link = caches.new_id()
     os.symlink(outside, tmp_path / link)
-    gone = base.new_id()
+    gone = caches.new_id()
     removal = cachedir.CacheDir(str(tmp_path)).remove_images(
         [image, link, gone])
     assert removal.removed == (image,)
@@ -60,7 +62,7 @@ def test_remove_images_removes_only_regular_files(tmp_path, tmp_path_factory):
 
 
 def test_queued_images_in_queue_order(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     second = cache.queue(age=10)
     first = cache.queue(age=100)
     (tmp_path / 'queue' / 'not-an-id').write_text('')
@@ -89,19 +91,19 @@ def test_prepare_refuses_a_file(tmp_path):
 def test_prepare_refuses_a_read_only_directory(tmp_path):
     cache = tmp_path / 'cache'
     cache.mkdir()
-    with base.read_only(cache):
+    with fs.read_only(cache):
         with pytest.raises(exception.ConfigError, match='not writable'):
             cachedir.CacheDir(str(cache)).prepare()
         assert os.listdir(cache) == []
 
 
 def test_queue_image_as_glance_does(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     cached = cache.add_image()
     downloading = cache.add_incomplete()
     queued = cache.queue()
     directory = cachedir.CacheDir(str(tmp_path))
-    new = base.new_id()
+    new = caches.new_id()
     assert directory.queue_image(new)
     assert not directory.queue_image(new)
     assert not directory.queue_image(cached)
@@ -117,7 +119,7 @@ def test_evict_removes_scanned_images_by_name_and_follows_nothing(
         tmp_path, tmp_path_factory):
     outside = tmp_path_factory.mktemp('outside') / 'target'
     outside.write_text('keep')
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     ids = cache.add_images(cachedir.PARALLEL_FROM * 2, size=7)
     directory = cachedir.CacheDir(str(tmp_path))
     scanned = directory.scan_images()
@@ -144,11 +146,11 @@ def test_evict_removes_scanned_images_by_name_and_follows_nothing(
 
 
 def test_evict_stops_on_a_read_only_directory(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     cache.add_images(cachedir.PARALLEL_FROM * 2, size=7)
     directory = cachedir.CacheDir(str(tmp_path))
     scanned = directory.scan_images()
-    with base.read_only(tmp_path):
+    with fs.read_only(tmp_path):
         removal = directory.evict(scanned.values())
     assert removal.removed == ()
     assert sorted(removal.failed) == sorted(scanned)
@@ -156,11 +158,11 @@ def test_evict_stops_on_a_read_only_directory(tmp_path):
 
 
 def test_large_batches_are_removed_in_parallel_with_exact_counts(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     ids = cache.add_images(cachedir.PARALLEL_FROM * 3, size=7)
-    link = base.new_id()
+    link = caches.new_id()
     os.symlink('/etc/hostname', tmp_path / link)
-    gone = base.new_id()
+    gone = caches.new_id()
     removal = cachedir.CacheDir(str(tmp_path)).remove_images(
         ids + [link, gone])
     assert sorted(removal.removed) == sorted(ids)

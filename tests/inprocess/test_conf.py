@@ -6,7 +6,8 @@ from cache_maint import conf as cm_conf
 from cache_maint.conf import opts
 from cache_maint import drivers
 from cache_maint import exception
-from tests import base
+
+from tests.support import settings
 
 
 def write_conf(tmp_path, text):
@@ -16,7 +17,7 @@ def write_conf(tmp_path, text):
 
 
 def load(tmp_path, text):
-    conf = base.make_conf(tmp_path, args=write_conf(tmp_path, text))
+    conf = settings.make_conf(tmp_path, args=write_conf(tmp_path, text))
     conf.clear_override('image_cache_dir')
     conf.clear_override('image_cache_driver')
     return conf
@@ -91,8 +92,8 @@ def test_a_real_glance_api_conf_layers_under_ours(tmp_path):
         '[glance_store]\ndefault_backend = fast\n' % tmp_path)
     ours = tmp_path / 'cache-maint.conf'
     ours.write_text('[DEFAULT]\ncache_prune_interval = 60\n')
-    conf = base.make_conf(tmp_path, args=['--config-file', str(glance),
-                                          '--config-file', str(ours)])
+    conf = settings.make_conf(tmp_path, args=['--config-file', str(glance),
+                                              '--config-file', str(ours)])
     conf.clear_override('image_cache_driver')
     cm_conf.check(conf)
     assert conf.image_cache_max_size == 2048
@@ -119,6 +120,6 @@ def test_generator_lists_every_option():
 def test_unavailable_driver_says_which_exist(tmp_path, monkeypatch):
     # An installation whose entry points lost a driver (a broken package).
     monkeypatch.setattr(drivers, 'available', lambda: ['sqlite'])
-    conf = base.make_conf(tmp_path, image_cache_driver='xattr')
+    conf = settings.make_conf(tmp_path, image_cache_driver='xattr')
     with pytest.raises(exception.ConfigError, match='drivers: sqlite'):
         drivers.load_driver(conf)

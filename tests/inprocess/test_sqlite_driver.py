@@ -13,12 +13,14 @@ from cache_maint import cachedir
 from cache_maint import drivers
 from cache_maint.drivers import sqlite as sqlite_driver
 from cache_maint import exception
-from tests import base
-from tests.functional import helpers
+
+from tests.support import caches
+from tests.support import processes
+from tests.support import settings
 
 
 def make_driver(path, **overrides):
-    return drivers.load_driver(base.make_conf(path, **overrides))
+    return drivers.load_driver(settings.make_conf(path, **overrides))
 
 
 def set_up(driver):
@@ -59,7 +61,7 @@ def test_creates_glances_schema_when_absent(tmp_path):
 
 
 def test_existing_database_is_kept_as_it_is(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     image_id = cache.add_image(hits=3)
     before = table_sql(cache.db_path)
     set_up(make_driver(tmp_path))
@@ -97,7 +99,7 @@ def test_database_removed_later_is_not_recreated(tmp_path):
 
 
 def test_lru_order_and_listing(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     late = cache.add_image(last_accessed=300.0)
     early = cache.add_image(last_accessed=100.0)
     tie_a = cache.add_image(last_accessed=200.0)
@@ -114,7 +116,7 @@ def test_lru_order_and_listing(tmp_path):
 
 def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     ids = [cache.add_image() for _ in range(10)]
     driver = make_driver(tmp_path)
     set_up(driver)
@@ -138,7 +140,7 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
             yield Spy(conn)
 
     monkeypatch.setattr(driver, '_connect', spying_connect)
-    assert len(driver.forget(ids[:8] + [base.new_id()])) == 8
+    assert len(driver.forget(ids[:8] + [caches.new_id()])) == 8
     assert statements == [3, 3, 3]
     assert set(cache.rows()) == set(ids[8:])
 
@@ -146,12 +148,12 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
 def test_glance_reads_and_writes_while_we_forget_a_large_cache(
         tmp_path, monkeypatch):
     """glance-api, with its 2 s budget, is never locked out by our deletes."""
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     with sqlite3.connect(cache.db_path) as conn:
         conn.executemany(
             'INSERT INTO cached_images (image_id, last_accessed, '
             'last_modified, hits, size) VALUES (?, 1.0, 1.0, 0, 1024)',
-            [(base.new_id(),) for _ in range(20000)])
+            [(caches.new_id(),) for _ in range(20000)])
     reader_id = cache.add_image()
     driver = make_driver(tmp_path)
     set_up(driver)
@@ -200,7 +202,7 @@ def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
     monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
     monkeypatch.setattr(sqlite_driver, 'LOCKED_PAUSE', 0.02)
     monkeypatch.setattr(sqlite_driver, 'LOCKED_ATTEMPTS', 1000)
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     image_id = cache.add_image()
     driver = make_driver(tmp_path)
     set_up(driver)
@@ -221,8 +223,8 @@ def test_a_read_waits_out_a_lock_longer_than_its_busy_timeout(
             (driver.recorded_ids(), driver.list_records())))
         reader.start()
         # Locked out for several of its busy timeouts (polled, not timed).
-        helpers.wait_for(lambda: len(waits) >= 3,
-                         'the read to be locked out three times')
+        processes.wait_for(lambda: len(waits) >= 3,
+                           'the read to be locked out three times')
     reader.join(30)
     assert results and results[0][0] == [image_id]
     assert [r.image_id for r in results[0][1]] == [image_id]
@@ -232,7 +234,7 @@ def test_a_read_locked_out_for_good_is_a_clear_error(tmp_path, monkeypatch):
     """The retries are bounded: a lock never released is a MetadataError."""
     monkeypatch.setattr(sqlite_driver, 'BUSY_TIMEOUT', 0.02)
     monkeypatch.setattr(sqlite_driver, 'LOCKED_PAUSE', 0.01)
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     cache.add_image()
     driver = make_driver(tmp_path)
     set_up(driver)
@@ -250,7 +252,7 @@ def test_database_outside_the_cache_is_never_created(tmp_path):
         set_up(driver)
     assert not outside.exists()
     # One that exists (Glance allows an absolute path) is used as it is.
-    base.SqliteCache(tmp_path / 'other', db_name=str(outside))
+    caches.SqliteCache(tmp_path / 'other', db_name=str(outside))
     set_up(driver)
     assert driver.recorded_ids() == []
 
@@ -259,7 +261,7 @@ def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
         tmp_path, monkeypatch):
     """Several statements, all or nothing: no record is lost silently."""
     monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     ids = [cache.add_image(hits=i) for i in range(10)]
     rows_before = cache.rows()
     driver = make_driver(tmp_path)
@@ -281,7 +283,7 @@ def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
 
 
 def test_restore_puts_back_exactly_what_forget_deleted(tmp_path):
-    cache = base.SqliteCache(tmp_path)
+    cache = caches.SqliteCache(tmp_path)
     ids = [cache.add_image(hits=i) for i in range(4)]
     rows_before = cache.rows()
     driver = make_driver(tmp_path)

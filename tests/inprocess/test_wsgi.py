@@ -5,11 +5,11 @@ import sys
 
 import webob
 
-from tests import base
+from tests.support import caches
 
 
 def test_application_serves_the_api(tmp_path, monkeypatch):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     for i in range(3):
         cache.add_image(last_accessed=100.0 + i)
     conf = tmp_path / 'cache-maint.conf'

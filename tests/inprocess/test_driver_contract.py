@@ -16,11 +16,13 @@ from cache_maint import cache as cm_cache
 from cache_maint import drivers
 from cache_maint import exception
 from cache_maint import maintenance
-from tests import base
-from tests import caches
-from tests import databases
 
-KIB = base.KIB
+from tests.support import caches
+from tests.support import databases
+from tests.support import plans
+from tests.support import settings
+
+KIB = caches.KIB
 BACKENDS = ['sqlite', 'xattr', 'centralized_db-sqlite',
             'centralized_db-postgresql', 'centralized_db-mysql']
 
@@ -38,7 +40,7 @@ def build(kind, tmp_path, server_urls):
     """A cache in the format of backend ``kind``."""
     path = tmp_path / 'cache'
     if kind == 'sqlite':
-        built = base.SqliteCache(path)
+        built = caches.SqliteCache(path)
     elif kind == 'xattr':
         built = caches.XattrCache(path)
     else:
@@ -112,6 +114,7 @@ class TestContract:
         assert isinstance(record.last_modified, (int, float))
 
     def test_prune_evicts_exactly_the_least_recently_used(self, cache):
+        # Glance's test_prune: 5 KiB limit, 11 images of 1 KiB.
         ids = fill(cache, 11)
         result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert (result.files, result.bytes) == (6, 6 * KIB)
@@ -119,12 +122,15 @@ class TestContract:
         assert set(cache.rows()) == set(ids[6:])
 
     def test_prune_to_zero(self, cache):
+        # LP #1039854: a limit of 0 empties the cache without an error.
         fill(cache, 4)
-        assert maintenance.prune(open_cache(cache), 0).files == 4
+        result = maintenance.prune(open_cache(cache), 0)
+        assert (result.files, result.bytes) == (4, 4 * KIB)
         assert cache.images() == set()
         assert cache.rows() == {}
 
     def test_freshly_cached_image_survives(self, cache):
+        # LP #1438564: a new image (last_accessed = now) must not be first.
         old = fill(cache, 4)
         fresh = cache.add_image(last_accessed=time.time())
         maintenance.prune(open_cache(cache), 2 * KIB)
@@ -135,19 +141,24 @@ class TestContract:
         # prune evicts every tracked image and still ends over the limit.
         cache = recorded_cache
         tracked = fill(cache, 5)
-        for _ in range(20):
-            cache.add_image(tracked=False)
+        untracked = [cache.add_image(tracked=False) for _ in range(20)]
         result = maintenance.prune(open_cache(cache), 10 * KIB)
         assert cache.size() == result.size_after <= 10 * KIB
+        # The untracked go first: 15 of them, and no tracked image.
+        assert result.files == 15
         assert set(tracked) <= cache.images()
+        assert len(cache.images() & set(untracked)) == 5
 
     def test_records_without_files(self, recorded_cache):
         cache = recorded_cache
         ghosts = [cache.add_row(last_accessed=1.0) for _ in range(3)]
         ids = fill(cache, 4)
         subject = open_cache(cache)
-        assert maintenance.prune(subject, 2 * KIB).files == 2
+        result = maintenance.prune(subject, 2 * KIB)
+        assert (result.files, result.bytes) == (2, 2 * KIB)
         assert cache.images() == set(ids[2:])
+        # The stale records are clean's business, and still there.
+        assert set(ghosts) <= set(cache.rows())
         result = maintenance.clean(subject, 86400)
         assert result.records_forgotten == 3
         assert set(cache.rows()) == set(ids[2:])
@@ -171,7 +182,7 @@ class TestContract:
         monkeypatch.setattr(module, 'IDS_PER_DELETE', 4)
         ids = [cache.add_row() for _ in range(10)]
         subject = open_cache(cache)
-        assert len(subject.metadata.forget(ids[:9] + [base.new_id()])) == 9
+        assert len(subject.metadata.forget(ids[:9] + [caches.new_id()])) == 9
         assert set(cache.rows()) == {ids[9]}
 
     def test_a_stale_glance_sqlite_db_is_not_an_image(self, cache):
@@ -238,16 +249,17 @@ class TestCentralizedDb:
 
     def test_other_nodes_rows_are_never_touched(self, cache):
         mine = fill(cache, 4)
-        theirs = [(base.new_id(), 10.0 + i, KIB, 0) for i in range(4)]
+        theirs = [plans.Image(caches.new_id(), KIB, 10.0 + i, 10.0 + i)
+                  for i in range(4)]
         cache.record(theirs, node_url=caches.OTHER_NODE_URL)
-        ghost = theirs[0][0]    # no file here: it is on the other node
+        ghost = theirs[0].image_id    # no file here: on the other node
         subject = open_cache(cache)
         assert set(subject.metadata.recorded_ids()) == set(mine)
         maintenance.prune(subject, 0)
         maintenance.clean(subject, 0)
         assert cache.rows() == {}
         assert set(cache.rows(caches.OTHER_NODE_URL)) == {
-            row[0] for row in theirs}
+            image.image_id for image in theirs}
         assert ghost in cache.rows(caches.OTHER_NODE_URL)
 
     def test_node_is_registered_when_missing(self, cache):
@@ -266,9 +278,10 @@ class TestCentralizedDb:
 
     def test_missing_tables_are_not_created_by_the_service(self, tmp_path):
         url = 'sqlite:///%s' % (tmp_path / 'empty.db')
-        conf = base.make_conf(tmp_path, image_cache_driver='centralized_db',
-                              database__connection=url,
-                              worker_self_reference_url=caches.NODE_URL)
+        conf = settings.make_conf(
+            tmp_path, image_cache_driver='centralized_db',
+            database__connection=url,
+            worker_self_reference_url=caches.NODE_URL)
         subject = cm_cache.Cache.from_conf(conf)
         with pytest.raises(exception.MetadataError, match='db-sync'):
             subject.setup()
@@ -280,7 +293,7 @@ class TestCentralizedDb:
     def test_db_sync_leaves_a_glance_database_to_glance(self, tmp_path):
         with sqlite3.connect(tmp_path / 'glance.db') as conn:
             conn.execute('CREATE TABLE images (id TEXT)')
-        conf = base.make_conf(
+        conf = settings.make_conf(
             tmp_path, image_cache_driver='centralized_db',
             database__connection='sqlite:///%s' % (tmp_path / 'glance.db'),
             worker_self_reference_url=caches.NODE_URL)

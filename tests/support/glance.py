@@ -16,15 +16,15 @@ even interleaved (two "nodes" sharing one database, say). ``close()`` disposes
 of the engine's connections so that the test database can be dropped.
 
 The helpers at the bottom create Glance's two centralized_db tables on a
-database URL, and create and drop scratch databases on the PostgreSQL and
-MariaDB servers the tests use.
+database URL, with Glance's own models or its own migration. Scratch
+databases come from ``tests.support.databases``, through psycopg2 for
+PostgreSQL: the driver Glance's oslo.db uses.
 """
 
 import contextlib
 import importlib
 import io
 import os
-import uuid
 import warnings
 
 import sqlalchemy as sa
@@ -42,18 +42,13 @@ with warnings.catch_warnings():
     import glance.image_cache
     import glance.image_cache.drivers.sqlite  # noqa: F401  (its options)
 
+from tests.support import databases
+
 CONF = cfg.CONF
 
 DRIVERS = ('sqlite', 'xattr', 'centralized_db')
 DEFAULT_NODE_URL = 'http://glance-node-1:9292'
 GIB = 1024 ** 3
-
-# Administrative URLs of the local test servers (trust / empty-password auth).
-POSTGRES_ADMIN_URL = os.environ.get(
-    'GLANCE_COMPAT_POSTGRES_URL',
-    'postgresql+psycopg2://postgres@127.0.0.1:5432/postgres')
-MYSQL_ADMIN_URL = os.environ.get(
-    'GLANCE_COMPAT_MYSQL_URL', 'mysql+pymysql://root@127.0.0.1:3306/')
 
 CACHE_TABLES = (glance_models.NodeReference.__table__,
                 glance_models.CachedImages.__table__)
@@ -308,60 +303,17 @@ def sqlite_url(path):
     return 'sqlite:///' + os.path.abspath(str(path))
 
 
-def admin_url(kind):
-    """The administrative URL of the ``postgresql`` or ``mysql`` server."""
-    if kind == 'postgresql':
-        return POSTGRES_ADMIN_URL
-    if kind == 'mysql':
-        return MYSQL_ADMIN_URL
-    raise ValueError('kind must be postgresql or mysql')
-
-
-def server_available(kind):
-    """True if the PostgreSQL or MariaDB test server answers."""
-    engine = sa.create_engine(admin_url(kind))
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text('SELECT 1'))
-        return True
-    except sa.exc.DBAPIError:
-        return False
-    finally:
-        engine.dispose()
-
-
-def _admin_execute(kind, statement):
-    engine = sa.create_engine(admin_url(kind),
-                              isolation_level='AUTOCOMMIT')
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-
-
-def create_database(kind, prefix='glance_compat'):
-    """Create an empty, uniquely named database; return its URL.
-
-    ``kind`` is ``postgresql`` (postgresql+psycopg2) or ``mysql``
-    (mysql+pymysql, for MariaDB).
-    """
-    name = '%s_%s' % (prefix, uuid.uuid4().hex[:12])
-    _admin_execute(kind, 'CREATE DATABASE %s' % name)
-    return sa.engine.make_url(admin_url(kind)).set(database=name) \
-        .render_as_string(hide_password=False)
+def create_database(kind):
+    """A scratch database on server ``kind``, as Glance connects to it."""
+    return databases.create_database(
+        kind, dbapi='psycopg2' if kind == 'postgresql' else None)
 
 
 def drop_database(url):
     """Drop a database made by ``create_database``, even if in use."""
     if url == _engine_url:
         reset_db_engine()
-    parsed = sa.engine.make_url(url)
-    kind = 'postgresql' if parsed.get_backend_name() == 'postgresql' \
-        else 'mysql'
-    force = ' WITH (FORCE)' if kind == 'postgresql' else ''
-    _admin_execute(kind, 'DROP DATABASE IF EXISTS %s%s'
-                   % (parsed.database, force))
+    databases.drop_database(url)
 
 
 @contextlib.contextmanager

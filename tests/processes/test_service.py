@@ -10,10 +10,14 @@ import time
 from oslo_concurrency import lockutils
 import pytest
 
-from tests import base
-from tests.functional import helpers
+from tests.support import caches
+from tests.support import plans
+from tests.support import processes
+from tests.support import running
+from tests.support import settings
 
-KIB = base.KIB
+
+KIB = caches.KIB
 
 
 @pytest.fixture
@@ -22,7 +26,7 @@ def daemons(tmp_path, cache):
     made = []
 
     def make(**options):
-        daemon = helpers.Daemon(tmp_path, cache.path, **options)
+        daemon = running.Daemon(tmp_path, cache.path, **options)
         made.append(daemon)
         return daemon
 
@@ -38,7 +42,7 @@ def add_lru_images(cache, count, size=KIB):
             for i in range(count)]
 
 
-def cache_state(cache):
+def describe(cache):
     """What a failure message needs: files and rows of the cache."""
     return 'images on disk: %s\nrows: %s' % (sorted(cache.images()),
                                              sorted(cache.rows()))
@@ -47,10 +51,10 @@ def cache_state(cache):
 def wait_pruned_to(cache, daemon, survivors):
     """Poll until exactly ``survivors`` are left, on disk and in the db."""
     survivors = set(survivors)
-    helpers.wait_for(
+    processes.wait_for(
         lambda: cache.images() == survivors and set(cache.rows()) == survivors,
         'the cache to be pruned to %d images' % len(survivors),
-        diagnostics=lambda: cache_state(cache) + '\n' + daemon.diagnostics())
+        diagnostics=lambda: describe(cache) + '\n' + daemon.diagnostics())
 
 
 def test_prunes_on_its_own(cache, daemons):
@@ -80,7 +84,7 @@ def test_prunes_on_its_own(cache, daemons):
     # The run is recorded, and logged, a moment after its last record is
     # deleted: poll for its record (reading the log once made this test
     # fail on a loaded machine).
-    helpers.wait_for(lambda: any(
+    processes.wait_for(lambda: any(
         run['task'] == 'prune' and run['trigger'] == 'periodic'
         and run['outcome'] == 'succeeded'
         and run['result']['total_files_pruned'] == 10
@@ -102,20 +106,20 @@ def test_cleans_on_its_own(cache, daemons, tmp_path):
     outside_dir = tmp_path / 'outside'
     outside_dir.mkdir()
     (outside_dir / 'precious').write_bytes(b'keep me too')
-    file_link = os.path.join(cache.path, 'invalid', base.new_id())
-    dir_link = os.path.join(cache.path, 'invalid', base.new_id())
+    file_link = os.path.join(cache.path, 'invalid', caches.new_id())
+    dir_link = os.path.join(cache.path, 'invalid', caches.new_id())
     os.symlink(canary, file_link)
     os.symlink(outside_dir, dir_link)
 
     daemon = daemons(image_cache_stall_time=60, cache_clean_interval=1,
                      cache_prune_interval=0).start()
-    helpers.wait_for(
+    processes.wait_for(
         lambda: (not cache.listdir('invalid')
                  and cache.listdir('incomplete') == {fresh}
                  and stale_row not in cache.rows()),
         'the periodic clean',
         diagnostics=lambda: '%s\ninvalid: %s\nincomplete: %s\n%s' % (
-            cache_state(cache), cache.listdir('invalid'),
+            describe(cache), cache.listdir('invalid'),
             cache.listdir('incomplete'), daemon.diagnostics()))
 
     assert not os.path.lexists(file_link)
@@ -209,7 +213,7 @@ def test_api_waits_for_a_run_elsewhere_then_runs(cache, daemons):
     images = add_lru_images(cache, 20)
     daemon = daemons(image_cache_max_size=10 * KIB, cache_prune_interval=0,
                      cache_clean_interval=0,
-                     api={'task_wait_timeout': helpers.DEADLINE})
+                     api={'task_wait_timeout': processes.DEADLINE})
     lock = lockutils.external_lock('glance-cache-prune', lock_path=cache.path)
 
     with futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -221,7 +225,7 @@ def test_api_waits_for_a_run_elsewhere_then_runs(cache, daemons):
             with pytest.raises(futures.TimeoutError):
                 pending.result(timeout=1)
             assert cache.images() == set(images)
-        response = pending.result(timeout=helpers.DEADLINE)
+        response = pending.result(timeout=processes.DEADLINE)
 
     assert response.status_code == 200, response.text
     assert response.json() == {'total_files_pruned': 10,
@@ -235,12 +239,12 @@ def test_sighup_reloads_the_configuration(cache, daemons):
     images = add_lru_images(cache, 20)
     daemon = daemons(image_cache_max_size=10 * KIB, cache_prune_interval=0,
                      cache_clean_interval=1).start()
-    helpers.wait_for(lambda: 'Periodic prune is disabled' in daemon.log(),
-                     'the worker to report the disabled prune',
-                     diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: 'Periodic prune is disabled' in daemon.log(),
+                       'the worker to report the disabled prune',
+                       diagnostics=daemon.diagnostics)
     # Over a few clean periods nothing may be pruned.
     time.sleep(3)
-    assert cache.images() == set(images), cache_state(cache)
+    assert cache.images() == set(images), describe(cache)
     assert set(cache.rows()) == set(images)
     old_workers = daemon.workers()
 
@@ -289,7 +293,7 @@ def test_sighup_with_a_bad_config_keeps_the_running_one(cache, daemons,
 
 def wait_reload_refused(daemon):
     """Poll until the master has dealt with a SIGHUP's broken files."""
-    helpers.wait_for(
+    processes.wait_for(
         lambda: any(marker in daemon.log() for marker in (
             'Refusing the changed configuration',
             'Exception raised during reload hooks')),
@@ -318,9 +322,9 @@ def test_sigterm_in_the_middle_of_a_prune(cache, daemons):
     daemon = daemons(image_cache_max_size=0, cache_prune_interval=3600,
                      cache_clean_interval=0)
     daemon.start()
-    helpers.wait_for(lambda: len(cache.images()) < len(images),
-                     'the prune to start', interval=0.01,
-                     diagnostics=daemon.diagnostics)
+    processes.wait_for(lambda: len(cache.images()) < len(images),
+                       'the prune to start', interval=0.01,
+                       diagnostics=daemon.diagnostics)
     daemon.send_signal(signal.SIGTERM)
     assert daemon.process.wait(60) == 0, daemon.diagnostics()
 
@@ -334,7 +338,7 @@ def test_sigterm_in_the_middle_of_a_prune(cache, daemons):
 def test_sigterm_stops_cleanly(cache, daemons):
     """SIGTERM stops the master and its worker with exit status 0."""
     daemon = daemons().start()
-    workers = helpers.wait_for(daemon.workers, 'a forked worker')
+    workers = processes.wait_for(daemon.workers, 'a forked worker')
 
     daemon.send_signal(signal.SIGTERM)
     try:
@@ -343,8 +347,8 @@ def test_sigterm_stops_cleanly(cache, daemons):
         pytest.fail('cache-maint did not exit on SIGTERM\n%s'
                     % daemon.diagnostics())
     assert status == 0, daemon.diagnostics()
-    helpers.wait_for(
-        lambda: not any(helpers.is_alive(pid) for pid in workers),
+    processes.wait_for(
+        lambda: not any(processes.is_alive(pid) for pid in workers),
         'the worker to exit')
 
 
@@ -352,7 +356,7 @@ def test_sigterm_while_a_request_waits_for_a_lock(cache, daemons):
     """A stop wakes a request waiting on a lock and answers it."""
     daemon = daemons(cache_prune_interval=0, cache_clean_interval=0,
                      graceful_shutdown_timeout=5,
-                     api={'task_wait_timeout': helpers.DEADLINE})
+                     api={'task_wait_timeout': processes.DEADLINE})
     lock = lockutils.external_lock('glance-cache-prune', lock_path=cache.path)
 
     with futures.ThreadPoolExecutor(max_workers=1) as pool, lock:
@@ -364,7 +368,7 @@ def test_sigterm_while_a_request_waits_for_a_lock(cache, daemons):
         daemon.send_signal(signal.SIGTERM)
         status = daemon.process.wait(60)
         try:
-            response = pending.result(timeout=helpers.DEADLINE)
+            response = pending.result(timeout=processes.DEADLINE)
         except Exception as e:
             response = e
 
@@ -403,13 +407,13 @@ def test_bad_config_fails_fast(cache, tmp_path, case):
     options.update(default)
     options = {k: v for k, v in options.items() if v is not None}
     api_options = {'bind_host': '127.0.0.1',
-                   'bind_port': helpers.free_port(),
+                   'bind_port': processes.free_port(),
                    'auth_strategy': 'noauth2'}
     api_options.update(api)
-    config = helpers.write_config(tmp_path / 'bad.conf',
-                                  {'DEFAULT': options, 'api': api_options})
+    config = settings.write_config(tmp_path / 'bad.conf',
+                                   {'DEFAULT': options, 'api': api_options})
 
-    result = helpers.run_script('cache-maint', ['--config-file', config])
+    result = processes.run_script('cache-maint', ['--config-file', config])
 
     assert result.returncode != 0
     assert option in result.stderr, result.stderr
@@ -422,7 +426,7 @@ def test_failing_run_does_not_kill_the_service(cache, daemons, tmp_path):
     first = add_lru_images(cache, 5)
     daemon = daemons(image_cache_max_size=10 * KIB, cache_prune_interval=1,
                      cache_clean_interval=1).start()
-    workers = helpers.wait_for(daemon.workers, 'a forked worker')
+    workers = processes.wait_for(daemon.workers, 'a forked worker')
 
     with open(cache.db_path, 'wb') as f:
         f.write(b'this is not an sqlite database\n' * 64)
@@ -440,7 +444,7 @@ def test_failing_run_does_not_kill_the_service(cache, daemons, tmp_path):
     assert str(tmp_path) not in response.text
     assert 'cache.db' not in response.text
 
-    helpers.wait_for(
+    processes.wait_for(
         lambda: any('ERROR' in line and 'Prune run (periodic) failed' in line
                     and 'not a database' in line
                     for line in daemon.log().splitlines()),
@@ -451,9 +455,9 @@ def test_failing_run_does_not_kill_the_service(cache, daemons, tmp_path):
     assert daemon.workers() == workers, 'the worker was replaced'
 
     past = time.time() - 10000
-    helpers.write_glance_db(
+    caches.write_sqlite_db(
         cache.db_path,
-        [(image_id, past + 10 * i, KIB, 0)
+        [plans.Image(image_id, KIB, past + 10 * i, past + 10 * i)
          for i, image_id in enumerate(images)])
     wait_pruned_to(cache, daemon, images[10:])
 

@@ -9,7 +9,8 @@ from cache_maint import cache as cm_cache
 from cache_maint import exception
 from cache_maint import runs
 from cache_maint import singleflight
-from tests import base
+
+from tests.support import caches
 
 
 class Task:
@@ -76,7 +77,7 @@ def test_a_failure_reaches_every_requester():
 
 
 def test_closed_flights_start_no_shared_run(tmp_path):
-    cache = base.SqliteCache(tmp_path / 'cache')
+    cache = caches.SqliteCache(tmp_path / 'cache')
     conf = cache.conf()
     subject = cm_cache.Cache.from_conf(conf)
     subject.setup()
