@@ -283,8 +283,10 @@ def test_sighup_with_a_bad_config_keeps_the_running_one(cache, daemons,
 
     daemon.wait_ready()
     # Still pruning, to the limit it had before the SIGHUP.
-    newer = [cache.add_image(last_accessed=time.time() - 100 + i)
-             for i in range(5)]
+    # Written now, as glance-api writes: a running prune that sees a file
+    # before its record leaves it alone for the in-flight grace.
+    newer = [cache.add_image(last_accessed=time.time() - 100 + i,
+                             mtime=time.time()) for i in range(5)]
     wait_pruned_to(cache, daemon, images[15:] + newer)
     assert daemon.process.poll() is None
     if breakage == 'invalid value':
