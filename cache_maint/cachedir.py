@@ -273,6 +273,15 @@ class CacheDir:
                         entry.name, st.st_size, st.st_mtime, st.st_atime)
         return images
 
+    def filesystem(self):
+        """(free bytes, size in bytes) of the cache's filesystem, now.
+
+        Free is what an unprivileged writer such as glance-api may use.
+        """
+        with self._open_base() as base:
+            st = os.fstatvfs(base)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
     def sync(self):
         """Make the unlinks done so far durable (fsync of the directory)."""
         with self._open_base() as base:

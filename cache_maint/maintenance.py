@@ -25,6 +25,7 @@ from oslo_log import log as logging
 from cache_maint import cachedir
 from cache_maint import evictor
 from cache_maint import exception
+from cache_maint import targets as evict_targets
 
 LOG = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class PruneResult:
     size_after: int = 0
     failures: int = 0
     stopped: bool = False
+    #: {reason: {'files': n, 'bytes': b}} of what was removed (targets).
+    by_reason: dict = dataclasses.field(default_factory=dict)
+    #: Images a target would have evicted but ``min_age`` kept.
+    skipped_young: int = 0
 
     def to_dict(self):
         return {'total_files_pruned': self.files,
@@ -160,21 +165,33 @@ def eviction_order(lru_ids, files, now):
     return untracked + recorded
 
 
-def prune(cache, max_size, now=None, stop_event=None):
-    """Evict least recently used images until the cache fits ``max_size``.
+def prune(cache, max_size, now=None, stop_event=None, targets=None,
+          idle_since=None):
+    """Evict images until the cache meets its targets; LRU first.
+
+    With only ``max_size`` (``targets`` None), the targets are Glance's:
+    the least recently used images go until the cache is no larger than
+    ``max_size``. ``targets`` (a ``targets.Targets``) adds watermarks, a
+    free-space floor, an image cap, an idle time and a minimum age; an
+    image's idle time is never counted from before ``idle_since`` (epoch
+    seconds: when the service started).
 
     One directory scan, one ordered read of the records, then batches, each
     one bounded delete of their records and then their unlinks (see
     ``cache_maint.evictor``). A file that cannot be removed keeps its
-    record and is skipped for the next candidate, so prune ends under the
-    limit whenever enough deletable files exist. A stop request is
+    record and is skipped for the next candidate, so prune meets its
+    targets whenever enough deletable files exist. A stop request is
     honoured between batches.
     """
     now = time.time() if now is None else now
+    targets = targets or evict_targets.Targets(max_size)
     cache.files.check()
     files = cache.files.scan_images()
     size = sum(f.size for f in files.values())
-    if size <= max_size:
+    needs = targets.needs(size, len(files),
+                          *(cache.files.filesystem()
+                            if targets.watches_free_space else ()))
+    if not needs.any() and not targets.max_idle_time:
         LOG.debug('Image cache holds %d bytes, within its limit of %d; '
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
@@ -182,24 +199,26 @@ def prune(cache, max_size, now=None, stop_event=None):
     # Records go before files: know first that the files can go.
     cache.files.check(writable=True)
     lru_ids = cache.metadata.lru_order(files)
-    if not lru_ids:
+    if not lru_ids and needs.any():
         _refuse_if_lost(cache.metadata, files)
-    candidates = eviction_order(lru_ids, files, now)
-    excess = size - max_size
-    LOG.debug('Image cache holds %d bytes, %d over its limit of %d',
-              size, excess, max_size)
+    last_read = (_last_read(cache, files, idle_since)
+                 if targets.max_idle_time else {})
+    plan = _Planner(eviction_order(lru_ids, files, now), set(lru_ids),
+                    targets, now, last_read)
+    LOG.debug('Image cache holds %d bytes in %d images (limit %d); to shed: '
+              '%s', size, len(files), max_size, needs)
     pruned = freed = failures = 0
+    by_reason = {}
     stopped = False
-    plan = _Planner(candidates)
     with evictor.Evictor(cache) as evict:
-        batch = plan.next(excess, evict.batch_size)
+        batch = plan.next(needs, evict.batch_size)
         while batch:
             if stop_event is not None and stop_event.is_set():
                 stopped = True
                 break
             # The batch after this one, if this one is removed whole.
-            ahead = plan.next(excess - sum(f.size for f in batch),
-                              evict.batch_size) if evict.overlaps else []
+            ahead = plan.next(needs.minus(batch), evict.batch_size) \
+                if evict.overlaps else []
             try:
                 removal = evict.remove(batch, ahead)
             except exception.MetadataError as e:
@@ -212,15 +231,31 @@ def prune(cache, max_size, now=None, stop_event=None):
             pruned += len(removal.removed)
             freed += removal.bytes_freed
             failures += len(removal.failed)
-            excess -= sum(files[image_id].size for image_id
-                          in removal.removed + removal.vanished)
-            batch = ahead or plan.next(excess, evict.batch_size)
+            for image_id in removal.removed:
+                counted = by_reason.setdefault(plan.reasons[image_id],
+                                               {'files': 0, 'bytes': 0})
+                counted['files'] += 1
+                counted['bytes'] += files[image_id].size
+            needs = needs.minus([files[image_id] for image_id
+                                 in removal.removed + removal.vanished])
+            size -= sum(files[image_id].size for image_id
+                        in removal.removed + removal.vanished)
+            batch = ahead or plan.next(needs, evict.batch_size)
 
-    result = PruneResult(files=pruned, bytes=freed, size_before=size,
-                         size_after=max_size + excess, failures=failures,
-                         stopped=stopped)
-    _log_prune(result, max_size)
+    result = PruneResult(files=pruned, bytes=freed,
+                         size_before=sum(f.size for f in files.values()),
+                         size_after=size, failures=failures, stopped=stopped,
+                         by_reason=by_reason, skipped_young=plan.skipped_young)
+    _log_prune(result, max_size, needs)
     return result
+
+
+def _last_read(cache, files, since):
+    """{image_id: when it was last read}, never before ``since``."""
+    since = since or 0
+    return {record.image_id: max(record.last_accessed, since)
+            for record in cache.metadata.list_records()
+            if record.image_id in files}
 
 
 def _refuse_if_lost(metadata, files):
@@ -239,33 +274,74 @@ def _refuse_if_lost(metadata, files):
 
 
 class _Planner:
-    """Cuts the eviction order into batches, as the excess requires."""
+    """Picks the victims from the eviction order, batch after batch.
 
-    def __init__(self, candidates):
+    An image goes if a target still needs bytes or images shed (an image
+    younger than ``min_age`` only for the free-space floor), or if it was
+    not read for ``max_idle_time``. ``reasons`` says why each went.
+    """
+
+    def __init__(self, candidates, tracked, targets, now, last_read):
         self._candidates = candidates
         self._position = 0
+        self._tracked = tracked
+        self._targets = targets
+        self._now = now
+        self._last_read = last_read
+        self.reasons = {}
+        self.skipped_young = 0
 
-    def next(self, excess, size):
-        """The next batch: at most ``size`` files, just over ``excess``."""
-        batch, planned = [], 0
+    def next(self, needs, size):
+        """The next batch: at most ``size`` files, while anything is due."""
+        batch = []
         candidates = self._candidates
-        while (self._position < len(candidates) and planned < excess
-               and len(batch) < size):
-            batch.append(candidates[self._position])
-            planned += candidates[self._position].size
+        while self._position < len(candidates) and len(batch) < size:
+            if not needs.any() and not self._targets.max_idle_time:
+                break
+            cached = candidates[self._position]
             self._position += 1
+            reason = self._reason(cached, needs)
+            if reason is not None:
+                batch.append(cached)
+                self.reasons[cached.image_id] = reason
+                needs = needs.minus([cached])
         return batch
 
+    def _reason(self, cached, needs):
+        min_age = self._targets.min_age
+        young = bool(min_age) and self._now - min_age < cached.mtime and \
+            not _from_the_future(cached.mtime, self._now)
+        reasons = needs.served_by(young)
+        if (not reasons and not young and self._targets.max_idle_time
+                and cached.image_id in self._last_read
+                and self._now - self._last_read[cached.image_id]
+                > self._targets.max_idle_time):
+            reasons = [evict_targets.IDLE]
+        if not reasons:
+            if young and (needs.size > 0 or needs.count > 0):
+                self.skipped_young += 1
+            return None
+        if cached.image_id not in self._tracked:
+            return evict_targets.UNTRACKED
+        return reasons[0]
 
-def _log_prune(result, max_size):
+
+def _log_prune(result, max_size, needs):
     LOG.info('Prune evicted %d images (%d bytes); the cache went from %d to '
-             '%d bytes (limit %d)', result.files, result.bytes,
-             result.size_before, result.size_after, max_size)
+             '%d bytes (limit %d); by reason: %s', result.files, result.bytes,
+             result.size_before, result.size_after, max_size,
+             ', '.join('%s %d files (%d bytes)' % (
+                 reason, counted['files'], counted['bytes'])
+                 for reason, counted in sorted(result.by_reason.items()))
+             or 'none')
+    if result.skipped_young:
+        LOG.info('%d images younger than [prune] min_age were kept',
+                 result.skipped_young)
     if result.stopped:
         LOG.info('Prune stopped early on request; the next run finishes it')
-    elif result.size_after > max_size:
-        LOG.warning('The image cache is still %d bytes over its limit: %d '
-                    'images could not be removed and the rest are recent '
-                    'downloads still in their %d s grace period',
-                    result.size_after - max_size, result.failures,
+    elif needs.any():
+        LOG.warning('The image cache still misses a target (to shed: %s): %d '
+                    'images could not be removed, and the rest are recent '
+                    'downloads still in their %d s grace period or younger '
+                    'than [prune] min_age', needs, result.failures,
                     IN_FLIGHT_GRACE)

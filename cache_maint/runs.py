@@ -22,6 +22,7 @@ from oslo_log import log as logging
 from cache_maint import exception
 from cache_maint import locks
 from cache_maint import maintenance
+from cache_maint import targets
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class RunRecord:
     error: str = None
     result: dict = None
     failures: int = 0       # files the run could not remove
+    #: Prune: {reason: {'files': n, 'bytes': b}} of what it evicted.
+    by_reason: dict = None
 
     def to_dict(self):
         return dict(dataclasses.asdict(self),
@@ -50,9 +53,11 @@ class RunRecord:
 class TaskRunner:
     """Runs clean and prune on one cache, one run of each at a time."""
 
-    def __init__(self, conf, cache, stop_event=None):
+    def __init__(self, conf, cache, stop_event=None, idle_since=None):
         self.conf = conf
         self.cache = cache
+        #: The service's start: no image is idle from before it.
+        self.idle_since = idle_since
         self.stop_event = stop_event
         self._locks = locks.TaskLocks(conf, stop_event)
         self._runs = collections.deque(maxlen=RUN_HISTORY)
@@ -83,7 +88,9 @@ class TaskRunner:
         """
         return self._run('prune', wait, trigger, lambda: maintenance.prune(
             self.cache, self.conf.image_cache_max_size,
-            stop_event=self.stop_event), **hooks)
+            stop_event=self.stop_event,
+            targets=targets.Targets.from_conf(self.conf),
+            idle_since=self.idle_since), **hooks)
 
     def _run(self, task, wait, trigger, work, on_start=None, give_up=None):
         """Run ``work`` under the task's locks, and record how it went.
@@ -113,7 +120,8 @@ class TaskRunner:
             self._record(task, trigger, started,
                          'stopped' if getattr(result, 'stopped', False)
                          else 'succeeded', result=result.to_dict(),
-                         failures=result.failures)
+                         failures=result.failures,
+                         by_reason=getattr(result, 'by_reason', None))
         LOG.debug('%s run (%s) took %.3f s', task.capitalize(), trigger,
                   time.monotonic() - clock)
         return result
@@ -135,11 +143,12 @@ class TaskRunner:
             raise
 
     def _record(self, task, trigger, started, outcome, error=None,
-                result=None, failures=0):
+                result=None, failures=0, by_reason=None):
         record = RunRecord(
             task=task, trigger=trigger, started_at=started,
             finished_at=time.time(), outcome=outcome,
-            error=_public_error(error), result=result, failures=failures)
+            error=_public_error(error), result=result, failures=failures,
+            by_reason=by_reason)
         with self._runs_lock:
             self._runs.append(record)
 

@@ -8,6 +8,7 @@ and torn down in ``stop()``.
 """
 
 import threading
+import time
 
 from oslo_log import log as logging
 from oslo_service import service
@@ -56,7 +57,8 @@ class MaintenanceService(service.Service):
             # run reports the fault until it is mended, then runs succeed.
             LOG.error('The image cache is not usable at the moment: %s', e)
         self._runner = runs.TaskRunner(self.conf, self._cache,
-                                       stop_event=self._stop_runs)
+                                       stop_event=self._stop_runs,
+                                       idle_since=time.time())
         self._flights = singleflight.Flights(self._runner)
         self._api = server.APIServer(
             self.conf, deploy.loadapp(self.conf, self._cache, self._runner,

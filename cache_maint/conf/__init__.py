@@ -17,12 +17,13 @@ from cache_maint.conf import api
 from cache_maint.conf import cache
 from cache_maint.conf import database
 from cache_maint.conf import maintenance
+from cache_maint.conf import prune
 from cache_maint.conf import unknown
 from cache_maint.conf import values
 from cache_maint import exception
 
 #: The modules that define cache-maint's own options.
-MODULES = (cache, maintenance, api, database)
+MODULES = (cache, maintenance, prune, api, database)
 
 #: The groups no other program's configuration has.
 OWN_GROUPS = frozenset(
@@ -55,6 +56,11 @@ def check(conf):
         raise exception.ConfigError(
             '[DEFAULT] image_cache_dir is not set; set it to the image cache '
             'directory of glance-api')
+    if conf.prune.low_watermark > conf.prune.high_watermark:
+        raise exception.ConfigError(
+            '[prune] low_watermark = %d exceeds [prune] high_watermark = %d: '
+            'prune evicts down to the low one once over the high one'
+            % (conf.prune.low_watermark, conf.prune.high_watermark))
     if (conf.api.auth_strategy == 'noauth2'
             and not conf.api.allow_insecure_noauth
             and not _is_loopback(conf.api.bind_host)):
