@@ -21,6 +21,8 @@ from cache_maint import periodic
 from cache_maint import runs
 from cache_maint import singleflight
 from cache_maint import startup
+from cache_maint import targets
+from cache_maint import watcher
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class MaintenanceService(service.Service):
         # still running: the two never interleave.
         self._lifecycle = threading.Lock()
         self._cache = self._api = self._periodic = self._stop_runs = None
-        self._runner = self._flights = None
+        self._runner = self._flights = self._watcher = None
 
     def start(self):
         with self._lifecycle:
@@ -67,11 +69,25 @@ class MaintenanceService(service.Service):
         self._api.start()
         self._periodic = periodic.PeriodicTasks(self.conf, self._runner)
         self._periodic.start()
+        if self.conf.prune.watch:
+            self._watch()
         startup.freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
                  'bytes)', self.conf.image_cache_dir,
                  self._cache.metadata.name,
                  self.conf.image_cache_max_size)
+
+    def _watch(self):
+        """Prune within react_delay of a target crossed (watcher)."""
+        runner = self._runner
+        try:
+            self._watcher = watcher.CacheWatcher(
+                self._cache.files, targets.Targets.from_conf(self.conf),
+                lambda: runner.prune(wait=0, trigger='watch'),
+                self.conf.prune.react_delay).start()
+        except exception.CacheMaintError as e:
+            LOG.error('Not watching the image cache (%s); the periodic prune '
+                      'goes on', e)
 
     def stop(self, graceful=True):
         """Stop the timer and the API.
@@ -88,6 +104,8 @@ class MaintenanceService(service.Service):
             self._stop_runs.set()
         if self._flights is not None:
             self._flights.close()
+        if self._watcher is not None:
+            self._watcher.stop()
         if self._periodic is not None:
             self._periodic.stop()
         if self._api is not None:
@@ -97,7 +115,7 @@ class MaintenanceService(service.Service):
         if self._cache is not None:
             self._cache.close()
         self._cache = self._api = self._periodic = None
-        self._runner = self._flights = None
+        self._runner = self._flights = self._watcher = None
         startup.unfreeze()
         super().stop(graceful)
         self._stopped.set()

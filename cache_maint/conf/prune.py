@@ -72,6 +72,24 @@ class BytesOrPercent(Bytes):
 
 
 prune_opts = [
+    cfg.BoolOpt(
+        'watch',
+        default=True,
+        help="""
+Watch the image cache directory (inotify; where it is unavailable, a
+listing every 2 s) and prune within ``react_delay`` seconds of the cache
+crossing its high watermark or its image cap, or of free space falling
+under ``min_free_space``, rather than only on the periodic timer. The
+periodic prune still runs.
+"""),
+    cfg.FloatOpt(
+        'react_delay',
+        default=2.0,
+        min=0,
+        help="""
+Seconds between the cache crossing a target and the prune that follows: a
+burst of images landing makes one prune.
+"""),
     cfg.IntOpt(
         'high_watermark',
         default=100,

@@ -11,6 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / 'cache_maint'
 HOMES = {
     'oslo_service': ('cache_maint.cmd', 'cache_maint.service'),
     'futurist': ('cache_maint.periodic',),
+    'watchdog': ('cache_maint.watcher',),
     'webob': ('cache_maint.api',),
     'waitress': ('cache_maint.api.server', 'cache_maint.api.protocol'),
     'keystonemiddleware': ('cache_maint.api.auth',),

@@ -13,26 +13,10 @@ import pytest
 from tests.support import caches
 from tests.support import plans
 from tests.support import processes
-from tests.support import running
 from tests.support import settings
 
 
 KIB = caches.KIB
-
-
-@pytest.fixture
-def daemons(tmp_path, cache):
-    """Make Daemons on the test's cache; every one is stopped afterwards."""
-    made = []
-
-    def make(**options):
-        daemon = running.Daemon(tmp_path, cache.path, **options)
-        made.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in made:
-        daemon.stop()
 
 
 def add_lru_images(cache, count, size=KIB):

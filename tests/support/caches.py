@@ -99,6 +99,20 @@ class FileCache:
         if record:
             self.record(images)
 
+    def land(self, size=KIB, image_id=None):
+        """Cache an image as glance-api does, read just now.
+
+        Written in incomplete/, renamed into place, then recorded.
+        """
+        image_id = image_id or new_id()
+        partial = os.path.join(self.path, 'incomplete', image_id)
+        with open(partial, 'wb') as f:
+            f.write(b'x' * size)
+        os.rename(partial, os.path.join(self.path, image_id))
+        now = time.time()
+        self.record([plans.Image(image_id, size, now, now)])
+        return image_id
+
     def add_row(self, image_id=None, size=KIB, last_accessed=None):
         """A record whose file does not exist."""
         accessed = time.time() if last_accessed is None else last_accessed

@@ -23,9 +23,9 @@ class Daemon:
     """One real ``cache-maint`` process with its config file and its log.
 
     The file holds [DEFAULT] ``options`` (over test-friendly defaults),
-    [api] ``api`` (loopback, a free port, noauth2) and any other
-    ``sections``; ``config_files`` are read before it, as glance-api.conf
-    is in production.
+    [api] ``api`` (loopback, a free port, noauth2), [prune] ``watch =
+    false`` and any other ``sections``; ``config_files`` are read before
+    it, as glance-api.conf is in production.
     """
 
     def __init__(self, workdir, cache_dir, api=None, sections=None,
@@ -72,7 +72,11 @@ class Daemon:
         api_options = {'bind_host': '127.0.0.1', 'bind_port': self.port,
                        'auth_strategy': 'noauth2'}
         api_options.update(api or {})
-        self._written = {'DEFAULT': default, 'api': api_options}
+        # The watcher prunes on its own when images land; a test that
+        # wants it turns it on (tests/processes/test_watch.py), the others
+        # keep their prunes to the timer and the API.
+        self._written = {'DEFAULT': default, 'api': api_options,
+                         'prune': {'watch': 'false'}}
         self._write()
 
     def add_sections(self, sections):
