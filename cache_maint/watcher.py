@@ -44,6 +44,8 @@ class CacheWatcher(events.FileSystemEventHandler):
     def __init__(self, files, targets, prune, react_delay):
         super().__init__()
         self._files = files
+        # Event paths are the watched path joined with a name.
+        self._dir = os.path.normpath(files.path)
         self._targets = targets
         self._prune = prune
         self._react_delay = react_delay
@@ -85,13 +87,20 @@ class CacheWatcher(events.FileSystemEventHandler):
         return observer
 
     def stop(self):
+        """Stop watching; a prune it started stops at its next safe point.
+
+        Returns once that prune is over, so that the cache can be closed.
+        """
         with self._guard:
             self._stopped = True
-            if self._timer is not None:
-                self._timer.cancel()
+            timer = self._timer
+            if timer is not None:
+                timer.cancel()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
+        if timer is not None:
+            timer.join()
 
     # Events, from the observer's thread.
 
@@ -115,7 +124,7 @@ class CacheWatcher(events.FileSystemEventHandler):
 
     def _image_id(self, path):
         path = os.fsdecode(path)
-        if os.path.dirname(path) != self._files.path:
+        if os.path.normpath(os.path.dirname(path)) != self._dir:
             return None
         name = os.path.basename(path)
         return name if cachedir.is_image_id(name) else None
@@ -175,28 +184,44 @@ class CacheWatcher(events.FileSystemEventHandler):
 
     def _react(self):
         with self._guard:
-            self._timer = None
             if self._stopped:
                 return
-        needs = self._needs()
-        if not needs.any():
-            return
-        LOG.info('The image cache missed a target (to shed: %s): pruning',
-                 needs)
+            # The timer stays set while this runs: stop() joins it, and a
+            # landing meanwhile arms no second one.
+        look_again = False
         try:
-            self._prune()
-        except exception.TaskInProgress:
-            # The run in progress may be enough: look again after it.
-            self._rescan()
+            look_again = self._react_now()
+        finally:
+            with self._guard:
+                self._timer = None
+        if look_again:
             self._check()
-            return
+
+    def _react_now(self):
+        """Prune if a target is still missed; True to look again after.
+
+        A target a prune could not get nearer (images it could not remove,
+        or younger than min_age) is looked at again on the next landing,
+        not in a loop; one it made progress on, or that a prune running
+        elsewhere may have met, is looked at again now.
+        """
+        if not self._needs().any():
+            return False
+        LOG.info('The image cache missed a target (to shed: %s): pruning',
+                 self._needs())
+        try:
+            result = self._prune()
+        except exception.TaskInProgress:
+            self._rescan()
+            return True
         except exception.ServiceStopping:
-            return
+            return False
         except exception.CacheMaintError as e:
             LOG.warning('The prune the watcher started failed: %s', e)
+            result = None
         except Exception:
             LOG.exception('The prune the watcher started failed')
-        # A target a prune could not meet (images it could not remove, or
-        # younger than min_age) is looked at again on the next landing,
-        # not in a loop.
+            result = None
         self._rescan()
+        return bool(result is not None and result.files
+                    and not result.stopped)

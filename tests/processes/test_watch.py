@@ -77,3 +77,18 @@ def test_the_image_cap_and_the_low_watermark(cache, daemons):
 def test_watch_off_leaves_it_to_the_timer(cache, daemons):
     daemon = _started(cache, daemons, watch='false')
     assert 'for images landing' not in daemon.log()
+
+
+def test_a_cache_dir_written_with_a_trailing_slash(cache, daemons):
+    """The events name the directory as configured: any spelling works."""
+    daemon = daemons(image_cache_dir=cache.path + '/',
+                     image_cache_max_size=10 * KIB, cache_prune_interval=3600,
+                     cache_clean_interval=0)
+    daemon.add_sections({'prune': {'watch': 'true', 'react_delay': 0.5}})
+    daemon.start()
+    processes.wait_for(lambda: daemon.runs('prune'), 'the first prune')
+    landed = [cache.land() for _ in range(12)]
+    processes.wait_for(lambda: cache.size() <= 10 * KIB,
+                       'the cache back under its limit',
+                       diagnostics=daemon.diagnostics)
+    assert cache.images() == set(landed[2:])
