@@ -10,6 +10,7 @@ transaction), for caches of hundreds of thousands of images.
 """
 
 import datetime
+import errno
 import os
 import sqlite3
 import time
@@ -158,8 +159,14 @@ class FileCache:
         return set(os.listdir(os.path.join(self.path, sub)))
 
     def size(self):
-        return sum(os.path.getsize(os.path.join(self.path, name))
-                   for name in self.images())
+        """Bytes of the images now; one removed meanwhile counts nothing."""
+        total = 0
+        for name in self.images():
+            try:
+                total += os.path.getsize(os.path.join(self.path, name))
+            except FileNotFoundError:
+                pass
+        return total
 
     def record(self, images):
         """Record Images as this cache's Glance driver does."""
@@ -222,12 +229,23 @@ class XattrCache(FileCache):
         raise NotImplementedError('xattr metadata lives in the files')
 
     def rows(self):
+        """The files' metadata; a file that went, or has no hits, has none.
+
+        A prune or glance-api may remove a file while it is read here.
+        """
         rows = {}
         for image_id in self.images():
             path = os.path.join(self.path, image_id)
-            st = os.stat(path)
-            rows[image_id] = (int(st.st_atime), st.st_size,
-                              int(os.getxattr(path, 'user.hits')))
+            try:
+                st = os.stat(path)
+                hits = int(os.getxattr(path, 'user.hits'))
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if e.errno != errno.ENODATA:
+                    raise
+                continue
+            rows[image_id] = (int(st.st_atime), st.st_size, hits)
         return rows
 
 
