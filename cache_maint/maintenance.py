@@ -143,7 +143,7 @@ def _forget_missing(cache):
 
 
 def eviction_order(lru_ids, files, now):
-    """Every image that prune may evict, in the order it evicts them.
+    """(untracked, recorded): every image prune may evict, in its order.
 
     Files without a record come first, oldest first, once out of the
     in-flight grace (a download being committed is recorded just after its
@@ -162,7 +162,7 @@ def eviction_order(lru_ids, files, now):
             f.mtime < now - IN_FLIGHT_GRACE or _from_the_future(f.mtime,
                                                                 now))),
         key=lambda f: (f.mtime, f.image_id))
-    return untracked + recorded
+    return untracked, recorded
 
 
 def prune(cache, max_size, now=None, stop_event=None, targets=None,
@@ -195,6 +195,7 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
         LOG.debug('Image cache holds %d bytes, within its limit of %d; '
                   'nothing to prune', size, max_size)
         return PruneResult(size_before=size, size_after=size)
+    size_before = size
 
     # Records go before files: know first that the files can go.
     cache.files.check(writable=True)
@@ -203,8 +204,8 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
         _refuse_if_lost(cache.metadata, files)
     last_read = (_last_read(cache, files, idle_since)
                  if targets.max_idle_time else {})
-    plan = _Planner(eviction_order(lru_ids, files, now), set(lru_ids),
-                    targets, now, last_read)
+    plan = _Planner(*eviction_order(lru_ids, files, now), targets, now,
+                    last_read)
     LOG.debug('Image cache holds %d bytes in %d images (limit %d); to shed: '
               '%s', size, len(files), max_size, needs)
     pruned = freed = failures = 0
@@ -242,8 +243,7 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
                         in removal.removed + removal.vanished)
             batch = ahead or plan.next(needs, evict.batch_size)
 
-    result = PruneResult(files=pruned, bytes=freed,
-                         size_before=sum(f.size for f in files.values()),
+    result = PruneResult(files=pruned, bytes=freed, size_before=size_before,
                          size_after=size, failures=failures, stopped=stopped,
                          by_reason=by_reason, skipped_young=plan.skipped_young)
     _log_prune(result, max_size, needs)
@@ -278,13 +278,14 @@ class _Planner:
 
     An image goes if a target still needs bytes or images shed (an image
     younger than ``min_age`` only for the free-space floor), or if it was
-    not read for ``max_idle_time``. ``reasons`` says why each went.
+    not read for ``max_idle_time``. ``reasons`` says why each went. The
+    untracked files come first in the order; the recorded images follow.
     """
 
-    def __init__(self, candidates, tracked, targets, now, last_read):
-        self._candidates = candidates
+    def __init__(self, untracked, recorded, targets, now, last_read):
+        self._candidates = untracked + recorded
+        self._untracked = len(untracked)
         self._position = 0
-        self._tracked = tracked
         self._targets = targets
         self._now = now
         self._last_read = last_read
@@ -293,37 +294,45 @@ class _Planner:
 
     def next(self, needs, size):
         """The next batch: at most ``size`` files, while anything is due."""
-        batch = []
+        # Plain counters: this loop runs once per candidate.
+        size_due, count_due, free_due = needs.size, needs.count, needs.free
+        idle_time = self._targets.max_idle_time
+        min_age = self._targets.min_age
+        young_after = self._now - min_age
         candidates = self._candidates
+        batch = []
         while self._position < len(candidates) and len(batch) < size:
-            if not needs.any() and not self._targets.max_idle_time:
+            if size_due <= 0 and count_due <= 0 and free_due <= 0 \
+                    and not idle_time:
                 break
             cached = candidates[self._position]
             self._position += 1
-            reason = self._reason(cached, needs)
-            if reason is not None:
-                batch.append(cached)
-                self.reasons[cached.image_id] = reason
-                needs = needs.minus([cached])
+            young = bool(min_age) and young_after < cached.mtime and \
+                not _from_the_future(cached.mtime, self._now)
+            if size_due > 0 and not young:
+                reason = evict_targets.SIZE
+            elif count_due > 0 and not young:
+                reason = evict_targets.COUNT
+            elif free_due > 0:
+                reason = evict_targets.FREE_SPACE
+            elif idle_time and not young and self._idle(cached, idle_time):
+                reason = evict_targets.IDLE
+            else:
+                if young and (size_due > 0 or count_due > 0):
+                    self.skipped_young += 1
+                continue
+            if self._position <= self._untracked:
+                reason = evict_targets.UNTRACKED
+            batch.append(cached)
+            self.reasons[cached.image_id] = reason
+            size_due -= cached.size
+            count_due -= 1
+            free_due -= cached.size
         return batch
 
-    def _reason(self, cached, needs):
-        min_age = self._targets.min_age
-        young = bool(min_age) and self._now - min_age < cached.mtime and \
-            not _from_the_future(cached.mtime, self._now)
-        reasons = needs.served_by(young)
-        if (not reasons and not young and self._targets.max_idle_time
-                and cached.image_id in self._last_read
-                and self._now - self._last_read[cached.image_id]
-                > self._targets.max_idle_time):
-            reasons = [evict_targets.IDLE]
-        if not reasons:
-            if young and (needs.size > 0 or needs.count > 0):
-                self.skipped_young += 1
-            return None
-        if cached.image_id not in self._tracked:
-            return evict_targets.UNTRACKED
-        return reasons[0]
+    def _idle(self, cached, idle_time):
+        last_read = self._last_read.get(cached.image_id)
+        return last_read is not None and self._now - last_read > idle_time
 
 
 def _log_prune(result, max_size, needs):

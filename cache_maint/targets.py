@@ -97,17 +97,3 @@ class Needs:
         return Needs(max(0, self.size - freed),
                      max(0, self.count - len(files)),
                      max(0, self.free - freed))
-
-    def served_by(self, young):
-        """The reasons an image would be evicted for, in order.
-
-        A young image (under ``min_age``) serves the free-space floor only.
-        """
-        reasons = []
-        if self.size > 0 and not young:
-            reasons.append(SIZE)
-        if self.count > 0 and not young:
-            reasons.append(COUNT)
-        if self.free > 0:
-            reasons.append(FREE_SPACE)
-        return reasons

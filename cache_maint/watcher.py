@@ -50,6 +50,7 @@ class CacheWatcher(events.FileSystemEventHandler):
         self._prune = prune
         self._react_delay = react_delay
         self._sizes = {}
+        self._total = 0     # sum(self._sizes.values()), kept as it changes
         self._guard = threading.Lock()
         self._timer = None
         self._stopped = False
@@ -140,6 +141,7 @@ class CacheWatcher(events.FileSystemEventHandler):
         if not stat.S_ISREG(st.st_mode):
             return
         with self._guard:
+            self._total += st.st_size - self._sizes.get(image_id, 0)
             self._sizes[image_id] = st.st_size
         self._check()
 
@@ -147,7 +149,7 @@ class CacheWatcher(events.FileSystemEventHandler):
         image_id = self._image_id(path)
         if image_id is not None:
             with self._guard:
-                self._sizes.pop(image_id, None)
+                self._total -= self._sizes.pop(image_id, 0)
 
     # Deciding, and pruning.
 
@@ -159,10 +161,11 @@ class CacheWatcher(events.FileSystemEventHandler):
             return
         with self._guard:
             self._sizes = {image_id: f.size for image_id, f in scanned.items()}
+            self._total = sum(self._sizes.values())
 
     def _needs(self):
         with self._guard:
-            size, count = sum(self._sizes.values()), len(self._sizes)
+            size, count = self._total, len(self._sizes)
         filesystem = ()
         if self._targets.watches_free_space:
             try:
@@ -205,10 +208,11 @@ class CacheWatcher(events.FileSystemEventHandler):
         not in a loop; one it made progress on, or that a prune running
         elsewhere may have met, is looked at again now.
         """
-        if not self._needs().any():
+        needs = self._needs()
+        if not needs.any():
             return False
         LOG.info('The image cache missed a target (to shed: %s): pruning',
-                 self._needs())
+                 needs)
         try:
             result = self._prune()
         except exception.TaskInProgress:
