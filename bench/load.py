@@ -64,9 +64,12 @@ def report(result):
         % (load.MONITOR_INTERVAL, result.monitor_gaps),
         runs_summary(result),
         'feeder (glance-api): %d images cached, %d failed downloads left, '
-        '%d records it could not write in time' % (
+        '%d records it could not write in time; writing a record took '
+        'p50 %s ms, p99 %s ms, max %s ms (its timeout is %d ms)' % (
             result.fed, result.invalid_fed,
-            len(result.feeder_lock_timeouts)),
+            len(result.feeder_lock_timeouts),
+            *(tables.fmt(v, '%.1f') for v in result.feeder_record_ms()),
+            1000 * load.GLANCE_SQL_TIMEOUT),
     ]
     final = result.final
     if 'records' in final:

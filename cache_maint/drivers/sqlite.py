@@ -6,6 +6,15 @@ database after 2 seconds (``DEFAULT_SQL_CALL_TIMEOUT``), failing the read
 or the hit update. So every write transaction here is one statement over a
 bounded batch of ids, and the journal mode is left as Glance has it
 (``delete``: WAL would add files Glance counts as cache content).
+
+Rows are never read from glance-api's database one at a time. Python's
+sqlite3 gives up the GIL around every step of a cursor, and a step that
+must wait for the GIL again keeps the database's lock meanwhile: with the
+service's other threads busy, reading 2,000 rows kept a SHARED lock for
+seconds, long enough for glance-api to time out on its next write. Each
+read instead copies what it needs into a table of this connection's own
+(in memory, outside glance-api's database) in one statement, and the rows
+are read from there with no lock on glance-api's database held.
 """
 
 import contextlib
@@ -62,11 +71,15 @@ _STORED = _COLUMNS + ', checksum'
 RECORDED_MARGIN = 10
 
 # Glance's listing; values Glance never writes are mended in Python.
-_LIST_QUERY = 'SELECT %s FROM cached_images ORDER BY image_id' % _COLUMNS
+_LIST_ORDER = 'FROM cached_images ORDER BY image_id'
 
 # Least recently used first; rowid (caching order) breaks ties.
-_LRU_QUERY = ('SELECT image_id FROM cached_images '
-              'ORDER BY last_accessed, rowid')
+_LRU_ORDER = 'FROM cached_images ORDER BY last_accessed, rowid'
+
+
+# The connection's private copy of what a statement selected. Its columns
+# have no type, so each value is kept exactly as glance-api stored it.
+_COPY = 'copied'
 
 
 class SqliteDriver(base.Driver):
@@ -96,6 +109,9 @@ class SqliteDriver(base.Driver):
             raise exception.MetadataError(
                 'cannot open the cache database %s: %s' % (self.db_path, e))
         try:
+            # The private copies (see _copy) stay in memory: nothing is
+            # written outside the cache directory.
+            conn.execute('PRAGMA temp_store = MEMORY')
             yield conn
         except sqlite3.OperationalError as e:
             if 'locked' in str(e) or 'busy' in str(e):
@@ -146,21 +162,21 @@ class SqliteDriver(base.Driver):
 
     def recorded_ids(self):
         with self._connect() as conn:
-            return [image_id for (image_id,) in _query(
-                conn, 'SELECT image_id FROM cached_images')]
+            return [image_id for (image_id,) in _copied(
+                conn, 'image_id', 'FROM cached_images')]
 
     def lru_order(self, files):
-        # Streamed from the cursor, keeping only what the scan saw and as
-        # the scan's own strings: at 200,000 images, a list of every id
-        # read would cost tens of MB more at the peak of a prune.
+        # Kept as the scan's own strings, and only those the scan saw: at
+        # 200,000 images, a list of every id read would cost tens of MB
+        # more at the peak of a prune.
         with self._connect() as conn:
             return [files[image_id].image_id
-                    for (image_id,) in _query(conn, _LRU_QUERY)
+                    for (image_id,) in _copied(conn, 'image_id', _LRU_ORDER)
                     if image_id in files]
 
     def list_records(self):
         with self._connect() as conn:
-            rows = _query(conn, _LIST_QUERY).fetchall()
+            rows = _copied(conn, _COLUMNS, _LIST_ORDER).fetchall()
         records, odd = base.ImageRecord.from_rows(rows)
         if odd:
             self.report_odd(odd)
@@ -181,12 +197,11 @@ class SqliteDriver(base.Driver):
                 sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(bounds))
             for start in range(0, len(image_ids), step):
                 batch = image_ids[start:start + step]
-                marks = ','.join('?' * len(batch))
-                # In autocommit mode one statement is one short transaction.
-                deleted += [base.StoredRecord(row[0], row) for row in _execute(
-                    conn, 'DELETE FROM cached_images WHERE image_id IN (%s)%s '
-                          'RETURNING %s' % (marks, since, _STORED),
-                    batch + bounds).fetchall()]
+                rows = 'FROM cached_images WHERE image_id IN (%s)%s' % (
+                    ','.join('?' * len(batch)), since)
+                _copy_and_delete(conn, rows, batch + bounds)
+                deleted += [base.StoredRecord(row[0], row)
+                            for row in _read_copy(conn)]
         return deleted
 
     def restore(self, records):
@@ -194,15 +209,69 @@ class SqliteDriver(base.Driver):
         if not rows:
             return
         with self._connect() as conn:
-            _execute(conn, 'BEGIN IMMEDIATE', ())
-            try:
-                conn.executemany(
-                    'INSERT OR IGNORE INTO cached_images (%s) VALUES (%s)'
-                    % (_STORED, ','.join('?' * len(rows[0]))), rows)
-            except BaseException:
+            # Staged in the connection's own table, with no lock on
+            # glance-api's database, then put back in one statement.
+            _stage(conn, len(_STORED.split(',')))
+            conn.executemany('INSERT INTO temp.%s VALUES (%s)'
+                             % (_COPY, ','.join('?' * len(rows[0]))), rows)
+            _execute(conn, 'INSERT OR IGNORE INTO main.cached_images (%s) '
+                           'SELECT * FROM temp.%s ORDER BY rowid'
+                     % (_STORED, _COPY), ())
+
+
+def _stage(conn, width):
+    """An empty private table of ``width`` untyped columns.
+
+    Locked out it waits too: a connection's first statement reads
+    glance-api's schema.
+    """
+    _execute(conn, 'DROP TABLE IF EXISTS temp.%s' % _COPY, ())
+    _execute(conn, 'CREATE TEMP TABLE %s (%s)' % (
+        _COPY, ', '.join('c%d' % i for i in range(width))), ())
+
+
+def _copy(conn, columns, rows, params=()):
+    """Copy ``SELECT columns rows``, in its order, into the private table.
+
+    ``columns`` is a comma-separated list, ``rows`` the FROM clause and
+    what follows. One statement: glance-api's database is locked only
+    while SQLite itself runs it, never while Python waits for the GIL.
+    """
+    _stage(conn, len(columns.split(',')))
+    _execute(conn, 'INSERT INTO temp.%s SELECT %s %s' % (_COPY, columns, rows),
+             params)
+
+
+def _read_copy(conn):
+    """The private table's rows, in the order they were copied."""
+    return conn.execute('SELECT * FROM temp.%s ORDER BY rowid' % _COPY)
+
+
+def _copied(conn, columns, rows, params=()):
+    """A query's rows, copied out in one statement, then read at leisure."""
+    _copy(conn, columns, rows, params)
+    return _read_copy(conn)
+
+
+def _copy_and_delete(conn, rows, params):
+    """Copy ``rows`` (a FROM clause) aside, then delete them.
+
+    One short transaction. (DELETE ... RETURNING would hand the rows over
+    one step at a time, the lock held until the last.) Locked, it is
+    rolled back and tried again from the start, holding nothing between.
+    """
+    def transaction():
+        conn.execute('BEGIN IMMEDIATE')
+        try:
+            _copy(conn, _STORED, rows, params)
+            conn.execute('DELETE %s' % rows, params)
+            conn.execute('COMMIT')
+        except BaseException:
+            if conn.in_transaction:
                 conn.execute('ROLLBACK')
-                raise
-            _execute(conn, 'COMMIT', ())
+            raise
+
+    _retry_locked(transaction)
 
 
 def _query(conn, sql):
@@ -215,9 +284,14 @@ def _query(conn, sql):
 
 
 def _execute(conn, sql, params):
+    return _retry_locked(lambda: conn.execute(sql, params))
+
+
+def _retry_locked(work):
+    """``work()``, tried LOCKED_ATTEMPTS times while the database is locked."""
     for attempt in range(1, LOCKED_ATTEMPTS + 1):
         try:
-            return conn.execute(sql, params)
+            return work()
         except sqlite3.OperationalError as e:
             if 'locked' not in str(e) or attempt == LOCKED_ATTEMPTS:
                 raise

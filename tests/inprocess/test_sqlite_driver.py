@@ -5,6 +5,7 @@ import os
 import sqlite3
 import threading
 import time
+import types
 
 import pytest
 
@@ -114,13 +115,11 @@ def test_lru_order_and_listing(tmp_path):
                                      'last_modified', 'size', 'hits'}
 
 
-def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
-    cache = caches.SqliteCache(tmp_path)
-    ids = [cache.add_image() for _ in range(10)]
-    driver = make_driver(tmp_path)
-    set_up(driver)
-    statements = []
+def spy_on_statements(driver, monkeypatch, on_execute):
+    """Call ``on_execute(sql, params)`` before each driver statement.
+
+    It may raise, as a failing disk would.
+    """
     real_connect = driver._connect
 
     class Spy:
@@ -128,11 +127,11 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
             self.conn = conn
 
         def execute(self, sql, params=()):
-            statements.append(len(params))
+            on_execute(sql, params)
             return self.conn.execute(sql, params)
 
-        def getlimit(self, category):
-            return self.conn.getlimit(category)
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
 
     @contextlib.contextmanager
     def spying_connect(create=False):
@@ -140,6 +139,17 @@ def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
             yield Spy(conn)
 
     monkeypatch.setattr(driver, '_connect', spying_connect)
+
+
+def test_forget_deletes_in_bounded_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_driver, 'IDS_PER_DELETE', 3)
+    cache = caches.SqliteCache(tmp_path)
+    ids = [cache.add_image() for _ in range(10)]
+    driver = make_driver(tmp_path)
+    set_up(driver)
+    statements = []
+    spy_on_statements(driver, monkeypatch, lambda sql, params: (
+        statements.append(len(params)) if sql.startswith('DELETE') else None))
     assert len(driver.forget(ids[:8] + [caches.new_id()])) == 8
     assert statements == [3, 3, 3]
     assert set(cache.rows()) == set(ids[8:])
@@ -257,6 +267,38 @@ def test_database_outside_the_cache_is_never_created(tmp_path):
     assert driver.recorded_ids() == []
 
 
+def test_rows_are_read_with_no_lock_on_glance_database(tmp_path):
+    """glance-api writes while the driver is still going through the rows.
+
+    Python's sqlite3 waits for the GIL between two rows of a cursor; read
+    straight from glance-api's database, the rows would keep its lock all
+    that time, and a busy service would make glance-api time out.
+    """
+    cache = caches.SqliteCache(tmp_path)
+    ids = [cache.add_image(last_accessed=i) for i in range(5)]
+    driver = make_driver(tmp_path)
+    set_up(driver)
+    written = []
+
+    class WritingWhileRead(dict):
+        def __contains__(self, image_id):
+            # glance-api with no patience at all: any lock held fails it.
+            conn = sqlite3.connect(driver.db_path, timeout=0,
+                                   isolation_level=None)
+            try:
+                conn.execute('UPDATE cached_images SET hits = hits + 1 '
+                             'WHERE image_id = ?', (image_id,))
+                written.append(image_id)
+            finally:
+                conn.close()
+            return super().__contains__(image_id)
+
+    files = WritingWhileRead((i, types.SimpleNamespace(image_id=i))
+                             for i in ids)
+    assert driver.lru_order(files) == ids
+    assert written == ids
+
+
 def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
         tmp_path, monkeypatch):
     """Several statements, all or nothing: no record is lost silently."""
@@ -266,17 +308,15 @@ def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
     rows_before = cache.rows()
     driver = make_driver(tmp_path)
     set_up(driver)
-    real_execute = sqlite_driver._execute
     deletes = []
 
-    def failing_third_delete(conn, sql, params):
+    def failing_third_delete(sql, params):
         if sql.startswith('DELETE'):
             deletes.append(sql)
             if len(deletes) == 3:
                 raise sqlite3.OperationalError('disk I/O error')
-        return real_execute(conn, sql, params)
 
-    monkeypatch.setattr(sqlite_driver, '_execute', failing_third_delete)
+    spy_on_statements(driver, monkeypatch, failing_third_delete)
     with pytest.raises(exception.MetadataError, match='disk I/O error'):
         driver.forget(ids)
     assert cache.rows() == rows_before

@@ -160,6 +160,8 @@ class Feeder(threading.Thread):
         self.tick = tick
         self.added = self.invalid = 0
         self.lock_timeouts = []
+        #: Seconds each record took to write, lock wait included.
+        self.record_seconds = []
         self.crashed = None
         self._stop_event = threading.Event()
 
@@ -202,13 +204,15 @@ class Feeder(threading.Thread):
         conn = sqlite3.connect(self.cache.db_path,
                                timeout=GLANCE_SQL_TIMEOUT,
                                isolation_level=None)
+        began = time.monotonic()
         try:
             conn.execute('INSERT INTO cached_images (image_id, '
                          'last_accessed, last_modified, hits, size) '
                          'VALUES (?, ?, ?, 0, ?)', (image_id, now, now, size))
         except sqlite3.OperationalError as e:
-            self.lock_timeouts.append(str(e))
+            self.lock_timeouts.append('%s at %.3f' % (e, time.time()))
         finally:
+            self.record_seconds.append(time.monotonic() - began)
             conn.close()
 
     def stop(self):
@@ -293,6 +297,7 @@ class Result:
     fed: int = 0
     invalid_fed: int = 0
     feeder_lock_timeouts: list = dataclasses.field(default_factory=list)
+    feeder_record_seconds: list = dataclasses.field(default_factory=list)
     feeder_crashed: str = None
     final: dict = dataclasses.field(default_factory=dict)
     limit: int = 0
@@ -304,6 +309,12 @@ class Result:
                 for name, sample in self.samples.items()
                 for status, count in sample.statuses.items()
                 if status not in expected[name]}
+
+    def feeder_record_ms(self):
+        """p50, p99 and max ms the feeder took to write one record."""
+        took = sorted(self.feeder_record_seconds)
+        return (_ms(percentile(took, 0.5)), _ms(percentile(took, 0.99)),
+                _ms(took[-1] if took else None))
 
     def total(self):
         merged = Sample()
@@ -404,6 +415,7 @@ def _drive(daemon, cache, planned, result, clients, seconds, seed, feed_rate,
     result.monitor_gaps = monitor.gaps
     result.fed, result.invalid_fed = feeder.added, feeder.invalid
     result.feeder_lock_timeouts = feeder.lock_timeouts
+    result.feeder_record_seconds = feeder.record_seconds
     result.feeder_crashed = feeder.crashed
     log('load: done; a final prune and clean')
     result.final.update(settle(daemon, cache))
