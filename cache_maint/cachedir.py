@@ -27,6 +27,7 @@ import typing
 from oslo_log import log as logging
 
 from cache_maint import exception
+from cache_maint import pacing
 from cache_maint import removal
 
 LOG = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ class CacheDir:
             outcome.record(*result, self.path)
         return outcome.removal()
 
-    def evict(self, files):
+    def evict(self, files, pacer=None):
         """Unlink images the directory scan found, by their scanned entry.
 
         The scan saw each as a regular file, so there is no second stat: a
@@ -324,15 +325,51 @@ class CacheDir:
         unlink itself, and it is one more system call per victim. Whatever
         is under the name by then, unlink removes that one name from the
         cache directory: it follows no symlink and removes no directory.
-        The bytes freed are the scanned sizes.
+        The bytes freed are the scanned sizes. With a ``pacing.Pacer``,
+        the files go at its rate (see ``_evict_paced``).
         """
         outcome = removal.Outcome()
         with self._open_base() as base:
+            if pacer is not None:
+                self._evict_paced(base, files, pacer, outcome)
+                return outcome.removal()
             results = _each(lambda f: _unlink(base, f.image_id, f.size),
                             list(files))
         for result in results:
             outcome.record(*result, self.path)
         return outcome.removal()
+
+    def _evict_paced(self, base, files, pacer, outcome):
+        """evict, one by one, at most ``pacer.rate`` bytes a second.
+
+        Files no larger than a step go a step's worth at a time; larger
+        ones are held open, unlinked, then released in steps. On a stop
+        request, or an error that dooms the directory, the files not yet
+        reached stay.
+        """
+        small = 0
+        for cached in files:
+            if pacer.stopping:
+                break
+            held = pacing.hold(base, cached.image_id) \
+                if cached.size > pacer.step else None
+            result = _unlink(base, cached.image_id, cached.size)
+            if not outcome.record(*result, self.path):
+                pacing.close(held)
+                break
+            unlinked = result[1] is None
+            if held is not None:
+                if unlinked:
+                    pacing.release(held, pacer)
+                else:
+                    pacing.close(held)
+            elif unlinked:
+                small += cached.size
+                if small >= pacer.step:
+                    pacer.freed(small)
+                    small = 0
+        if small:
+            pacer.freed(small)
 
     def remove_from(self, subdir, select=lambda st: True):
         """Unlink the non-directory entries of a subdirectory.

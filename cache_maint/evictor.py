@@ -52,9 +52,11 @@ class Evictor:
     deleted ahead but whose files were never reached (a stop, an error).
     """
 
-    def __init__(self, cache):
+    def __init__(self, cache, pacer=None):
         self.metadata = cache.metadata
         self.files = cache.files
+        #: A pacing.Pacer that spaces the unlinks out, or None.
+        self.pacer = pacer
         self.overlaps = not cache.metadata.metadata_on_cache_disk
         self._thread = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='forget')
@@ -77,11 +79,12 @@ class Evictor:
                         'go first', e)
             return files_first(self.metadata, self.files,
                                [f.image_id for f in batch],
-                               lambda: self.files.evict(batch))[0]
+                               lambda: self.files.evict(batch,
+                                                        self.pacer))[0]
         if ahead and self.overlaps:
             self._ahead = (list(ahead), self._thread.submit(
                 self.metadata.forget, [f.image_id for f in ahead]))
-        removal = self.files.evict(batch)
+        removal = self.files.evict(batch, self.pacer)
         self._unsynced = True
         _put_back_kept(self.metadata, self.files, records, removal)
         return removal

@@ -25,6 +25,7 @@ from oslo_log import log as logging
 from cache_maint import cachedir
 from cache_maint import evictor
 from cache_maint import exception
+from cache_maint import pacing
 from cache_maint import targets as evict_targets
 
 LOG = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class PruneResult:
     by_reason: dict = dataclasses.field(default_factory=dict)
     #: Images a target would have evicted but ``min_age`` kept.
     skipped_young: int = 0
+    #: Seconds a paced prune waited (``max_delete_rate``).
+    paced_seconds: float = 0.0
 
     def to_dict(self):
         return {'total_files_pruned': self.files,
@@ -166,7 +169,7 @@ def eviction_order(lru_ids, files, now):
 
 
 def prune(cache, max_size, now=None, stop_event=None, targets=None,
-          idle_since=None):
+          idle_since=None, max_delete_rate=0):
     """Evict images until the cache meets its targets; LRU first.
 
     With only ``max_size`` (``targets`` None), the targets are Glance's:
@@ -180,8 +183,10 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     one bounded delete of their records and then their unlinks (see
     ``cache_maint.evictor``). A file that cannot be removed keeps its
     record and is skipped for the next candidate, so prune meets its
-    targets whenever enough deletable files exist. A stop request is
-    honoured between batches.
+    targets whenever enough deletable files exist. With a
+    ``max_delete_rate`` (bytes a second), a batch is one step of
+    ``cache_maint.pacing`` and large files are released in steps. A stop
+    request is honoured between batches, and between steps.
     """
     now = time.time() if now is None else now
     targets = targets or evict_targets.Targets(max_size)
@@ -211,14 +216,17 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     pruned = freed = failures = 0
     by_reason = {}
     stopped = False
-    with evictor.Evictor(cache) as evict:
-        batch = plan.next(needs, evict.batch_size)
+    pacer = pacing.Pacer(max_delete_rate, stop_event) \
+        if max_delete_rate else None
+    step = pacer.step if pacer else None
+    with evictor.Evictor(cache, pacer) as evict:
+        batch = plan.next(needs, evict.batch_size, step)
         while batch:
             if stop_event is not None and stop_event.is_set():
                 stopped = True
                 break
             # The batch after this one, if this one is removed whole.
-            ahead = plan.next(needs.minus(batch), evict.batch_size) \
+            ahead = plan.next(needs.minus(batch), evict.batch_size, step) \
                 if evict.overlaps else []
             try:
                 removal = evict.remove(batch, ahead)
@@ -241,11 +249,13 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
                                  in removal.removed + removal.vanished])
             size -= sum(files[image_id].size for image_id
                         in removal.removed + removal.vanished)
-            batch = ahead or plan.next(needs, evict.batch_size)
+            batch = ahead or plan.next(needs, evict.batch_size, step)
+        stopped = stopped or bool(pacer and pacer.stopping and needs.any())
 
     result = PruneResult(files=pruned, bytes=freed, size_before=size_before,
                          size_after=size, failures=failures, stopped=stopped,
-                         by_reason=by_reason, skipped_young=plan.skipped_young)
+                         by_reason=by_reason, skipped_young=plan.skipped_young,
+                         paced_seconds=pacer.waited if pacer else 0.0)
     _log_prune(result, max_size, needs)
     return result
 
@@ -292,8 +302,12 @@ class _Planner:
         self.reasons = {}
         self.skipped_young = 0
 
-    def next(self, needs, size):
-        """The next batch: at most ``size`` files, while anything is due."""
+    def next(self, needs, size, max_bytes=None):
+        """The next batch, while anything is due.
+
+        At most ``size`` files, and no more once it holds ``max_bytes``
+        (if given).
+        """
         # Plain counters: this loop runs once per candidate.
         size_due, count_due, free_due = needs.size, needs.count, needs.free
         idle_time = self._targets.max_idle_time
@@ -301,7 +315,10 @@ class _Planner:
         young_after = self._now - min_age
         candidates = self._candidates
         batch = []
-        while self._position < len(candidates) and len(batch) < size:
+        batch_bytes = 0
+        byte_cap = float('inf') if max_bytes is None else max_bytes
+        while self._position < len(candidates) and len(batch) < size \
+                and batch_bytes < byte_cap:
             if size_due <= 0 and count_due <= 0 and free_due <= 0 \
                     and not idle_time:
                 break
@@ -324,6 +341,7 @@ class _Planner:
             if self._position <= self._untracked:
                 reason = evict_targets.UNTRACKED
             batch.append(cached)
+            batch_bytes += cached.size
             self.reasons[cached.image_id] = reason
             size_due -= cached.size
             count_due -= 1
@@ -343,6 +361,9 @@ def _log_prune(result, max_size, needs):
                  reason, counted['files'], counted['bytes'])
                  for reason, counted in sorted(result.by_reason.items()))
              or 'none')
+    if result.paced_seconds:
+        LOG.info('Prune was paced by [prune] max_delete_rate: it waited %.1f '
+                 's in all between deletions', result.paced_seconds)
     if result.skipped_young:
         LOG.info('%d images younger than [prune] min_age were kept',
                  result.skipped_young)

@@ -90,7 +90,8 @@ class TaskRunner:
             self.cache, self.conf.image_cache_max_size,
             stop_event=self.stop_event,
             targets=targets.Targets.from_conf(self.conf),
-            idle_since=self.idle_since), **hooks)
+            idle_since=self.idle_since,
+            max_delete_rate=self.conf.prune.max_delete_rate), **hooks)
 
     def _run(self, task, wait, trigger, work, on_start=None, give_up=None):
         """Run ``work`` under the task's locks, and record how it went.

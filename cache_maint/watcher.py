@@ -12,7 +12,9 @@ the filesystem's free space falls under its floor, a prune starts within
 ``[prune] react_delay`` seconds. A burst of landings makes one prune, and
 the prune is a run like any other: under the task's locks, never beside
 another prune, whoever asked. After each prune it set off, the watcher
-rescans, so that any drift is corrected.
+rescans, so that any drift is corrected. The parent directory is watched
+too, for the cache directory's own name: a cache directory removed and
+made again is watched again as soon as it is back.
 """
 
 import os
@@ -55,6 +57,7 @@ class CacheWatcher(events.FileSystemEventHandler):
         self._timer = None
         self._stopped = False
         self._observer = None
+        self._dir_watch = None
         #: 'inotify' or 'polling': how the directory is watched.
         self.method = None
 
@@ -82,7 +85,11 @@ class CacheWatcher(events.FileSystemEventHandler):
         return self
 
     def _schedule(self, observer):
-        observer.schedule(self, self._files.path, recursive=False)
+        self._dir_watch = observer.schedule(self, self._files.path,
+                                            recursive=False)
+        parent = os.path.dirname(self._dir)
+        if parent != self._dir:
+            observer.schedule(self, parent, recursive=False)
         observer.daemon = True
         observer.start()
         return observer
@@ -106,20 +113,65 @@ class CacheWatcher(events.FileSystemEventHandler):
     # Events, from the observer's thread.
 
     def on_created(self, event):
+        if self._is_the_directory(event.src_path):
+            self._watch_again()
+            return
         self._landed(event.src_path)
 
     def on_closed(self, event):
         self._landed(event.src_path)
 
     def on_moved(self, event):
-        self._gone(event.src_path)
-        self._landed(event.dest_path)
+        if self._is_the_directory(event.src_path):
+            self._lost_directory()
+        elif self._is_the_directory(event.dest_path):
+            self._watch_again()
+        else:
+            self._gone(event.src_path)
+            self._landed(event.dest_path)
 
     def on_deleted(self, event):
+        if self._is_the_directory(event.src_path):
+            self._lost_directory()
+            return
         self._gone(event.src_path)
 
     def on_events_lost(self, event):
         LOG.warning('Events of %s were lost; rescanning it', self._files.path)
+        self._rescan()
+        self._check()
+
+    def _is_the_directory(self, path):
+        return os.path.normpath(os.fsdecode(path)) == self._dir
+
+    # The directory removed (or moved away) and made again. Its parent is
+    # watched too, for that: the directory's own watch says nothing while
+    # a file in it is still open (the service's own lock file is), and
+    # nothing at all once it is made again.
+
+    def _lost_directory(self):
+        LOG.warning('The image cache directory %s was removed or moved '
+                    'away; it is watched again once it is back',
+                    self._files.path)
+        with self._guard:
+            self._sizes, self._total = {}, 0
+
+    def _watch_again(self):
+        with self._guard:
+            if self._stopped:
+                return
+            try:
+                self._observer.unschedule(self._dir_watch)
+            except KeyError:
+                pass    # already gone with the directory
+            try:
+                self._dir_watch = self._observer.schedule(
+                    self, self._files.path, recursive=False)
+            except OSError as e:
+                LOG.warning('Cannot watch %s again: %s; the periodic prune '
+                            'still runs', self._files.path, e)
+                return
+        LOG.info('Watching %s again', self._files.path)
         self._rescan()
         self._check()
 

@@ -6,7 +6,8 @@ record, which prune then deleted: a hot image with no record at all. Here
 Glance 33's own cache code (tests.faults.glance_writer, in a process of its
 own, with its 2 s sqlite lock timeout) caches and reads a small pool of
 images as fast as it can, while the real cache-maint prunes and cleans
-every second under a limit a third of the pool's size, for each driver.
+every second under a limit a third of the pool's size, for each driver;
+and again with the watcher, not the timer, setting off every prune.
 
 What must hold: Glance never logged a rejected INSERT, a lock timeout or a
 download removed under it; no file stayed without its record for longer
@@ -49,10 +50,10 @@ def glance_connection(cache):
     return url.render_as_string(hide_password=False)
 
 
-def start_writer(cache, kind):
+def start_writer(cache, kind, seconds):
     args = [sys.executable, '-m', 'tests.faults.glance_writer',
             '--cache-dir', cache.path, '--driver', cache.driver,
-            '--seconds', str(SECONDS)]
+            '--seconds', str(seconds)]
     if cache.driver == 'centralized_db':
         args += ['--connection', glance_connection(cache),
                  '--node-url', cache.node_url]
@@ -80,7 +81,30 @@ def test_glance_caches_again_what_prune_evicts(kind, make_cache, daemons):
     daemon = daemons(cache, image_cache_max_size=30 * KIB,
                      image_cache_stall_time=0, cache_prune_interval=1,
                      cache_clean_interval=1, debug='false').start()
-    writer = start_writer(cache, kind)
+    race(cache, kind, daemon, SECONDS)
+
+
+@pytest.mark.parametrize('kind', ['sqlite', 'xattr'])
+def test_glance_caches_again_what_the_watcher_evicts(kind, make_cache,
+                                                     daemons):
+    """The same race, with the watcher setting off every prune (issue 13).
+
+    The timer is an hour apart; the watcher reacts to each of Glance's
+    landings within 0.2 s, so its prunes race Glance's writes as closely.
+    """
+    cache = make_cache(kind)
+    daemon = daemons(cache, image_cache_max_size=30 * KIB,
+                     image_cache_stall_time=0, cache_prune_interval=3600,
+                     cache_clean_interval=1, debug='false')
+    daemon.add_sections({'prune': {'watch': 'true', 'react_delay': 0.2}})
+    daemon.start()
+    race(cache, kind, daemon, SECONDS / 3)
+    assert {run['trigger'] for run in daemon.runs('prune')} >= {'watch'}
+
+
+def race(cache, kind, daemon, seconds):
+    """Glance's writer against ``daemon`` for ``seconds``; check the end."""
+    writer = start_writer(cache, kind, seconds)
     try:
         lost = watch_unrecorded(cache, writer)
         out, err = writer.communicate(timeout=processes.DEADLINE)
@@ -96,7 +120,7 @@ def test_glance_caches_again_what_prune_evicts(kind, make_cache, daemons):
 
     pruning = [run for run in daemon.runs('prune')
                if (run['result'] or {}).get('total_files_pruned')]
-    assert len(pruning) >= SECONDS / 4, 'prune seldom had work: %d runs' % (
+    assert len(pruning) >= seconds / 4, 'prune seldom had work: %d runs' % (
         len(pruning))
     assert daemon.post('clean').status_code == 200
     assert cache.images() == set(cache.rows())

@@ -46,7 +46,7 @@ def prune_counting_batches(cache, monkeypatch):
     subject = open_cache(cache)
     batches = []
     evict = subject.files.evict
-    monkeypatch.setattr(subject.files, 'evict', lambda batch: (
+    monkeypatch.setattr(subject.files, 'evict', lambda batch, pacer=None: (
         batches.append(len(batch)) or evict(batch)))
     return maintenance.prune(subject, 0), batches
 
@@ -140,9 +140,9 @@ class TestPrune:
         subject = open_cache(cache)
         remove = subject.files.evict
 
-        def remove_then_stop(batch):
+        def remove_then_stop(batch, pacer=None):
             stop.set()
-            return remove(batch)
+            return remove(batch, pacer)
 
         monkeypatch.setattr(subject.files, 'evict',
                             remove_then_stop)

@@ -5,6 +5,8 @@ cache back under its limit in time. Images land as glance-api caches them
 (written in ``incomplete/``, renamed into place, recorded).
 """
 
+import shutil
+
 from tests.support import caches
 from tests.support import processes
 
@@ -92,3 +94,24 @@ def test_a_cache_dir_written_with_a_trailing_slash(cache, daemons):
                        'the cache back under its limit',
                        diagnostics=daemon.diagnostics)
     assert cache.images() == set(landed[2:])
+
+
+def test_a_cache_directory_made_again_is_watched_again(cache, daemons):
+    daemon = _started(cache, daemons)
+    shutil.rmtree(cache.path)
+    processes.wait_for(
+        lambda: daemon.log_lines('WARNING', 'was removed or moved away'),
+        'the watcher to see the directory go',
+        diagnostics=daemon.diagnostics)
+    # As glance-api makes it again when it starts: the directory, its
+    # subdirectories and an empty database.
+    again = caches.SqliteCache(cache.path)
+    processes.wait_for(
+        lambda: daemon.log_lines('Watching %s again' % cache.path),
+        'the watcher to watch the new directory',
+        diagnostics=daemon.diagnostics)
+    landed = [again.land() for _ in range(12)]
+    processes.wait_for(lambda: again.size() <= 10 * KIB,
+                       'the cache back under its limit',
+                       diagnostics=daemon.diagnostics)
+    assert again.images() == set(landed[2:])

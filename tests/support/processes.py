@@ -124,3 +124,36 @@ def _proc_stat(pid):
         return None
     fields = data.rpartition(')')[2].split()
     return fields[0], int(fields[1])
+
+
+class Reader:
+    """A process holding a file open, as glance-api while it sends an image.
+
+    Made once the file is open; ``finish()`` has it read the file to its end
+    and returns the sha256 hex digest of what it read.
+    """
+
+    _CODE = ('import hashlib, sys\n'
+             'f = open(sys.argv[1], "rb")\n'
+             'print("open", flush=True)\n'
+             'sys.stdin.readline()\n'
+             'print(hashlib.sha256(f.read()).hexdigest(), flush=True)\n')
+
+    def __init__(self, path):
+        self.process = subprocess.Popen(
+            [sys.executable, '-c', self._CODE, str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline() != 'open\n':
+            self.close()
+            raise RuntimeError('the reader could not open %s' % path)
+
+    def finish(self):
+        self.process.stdin.write('go\n')
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdin.close()
+        self.process.stdout.close()
