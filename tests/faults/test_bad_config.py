@@ -104,6 +104,16 @@ CASES = {
         '[keystone_authtoken] auth_type = password needs', {},
         {'api': {'auth_strategy': 'keystone'},
          'keystone_authtoken': {'auth_type': 'password'}}),
+    # The [prune] targets and pacing (issue 13).
+    'max_delete_rate with a unit of time': (
+        "invalid value '100MB/s' for [prune] max_delete_rate", {},
+        {'prune': {'max_delete_rate': '100MB/s'}}),
+    'min_free_space of the whole filesystem': (
+        "invalid value '100%' for [prune] min_free_space", {},
+        {'prune': {'min_free_space': '100%'}}),
+    'low watermark over the high one': (
+        'low_watermark', {},
+        {'prune': {'high_watermark': 80, 'low_watermark': 90}}),
 }
 
 #: The cases whose configuration itself cannot work: exit status 78
@@ -117,7 +127,10 @@ CONFIGURATION_CASES = {
     'bad graceful_shutdown_timeout', 'bad max_request_body_size',
     'broken policy file', 'policy rule that does not parse',
     'unknown healthcheck backend', 'keystone without [keystone_authtoken]',
-    'keystone plugin missing its options'}
+    'keystone plugin missing its options',
+    'max_delete_rate with a unit of time',
+    'min_free_space of the whole filesystem',
+    'low watermark over the high one'}
 
 #: The cases issue 6 names; cache-maint-manage is run on these, the
 #: service on every case.
