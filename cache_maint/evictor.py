@@ -57,7 +57,10 @@ class Evictor:
         self.files = cache.files
         #: A pacing.Pacer that spaces the unlinks out, or None.
         self.pacer = pacer
-        self.overlaps = not cache.metadata.metadata_on_cache_disk
+        # A paced batch takes seconds: records deleted ahead would be
+        # missing all that time.
+        self.overlaps = (not cache.metadata.metadata_on_cache_disk
+                         and pacer is None)
         self._thread = futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='forget')
         self._ahead = None          # (batch, future of its records)

@@ -87,12 +87,27 @@ class CacheWatcher(events.FileSystemEventHandler):
     def _schedule(self, observer):
         self._dir_watch = observer.schedule(self, self._files.path,
                                             recursive=False)
-        parent = os.path.dirname(self._dir)
-        if parent != self._dir:
-            observer.schedule(self, parent, recursive=False)
         observer.daemon = True
         observer.start()
+        self._watch_parent(observer)
         return observer
+
+    def _watch_parent(self, observer):
+        """Watch the parent for the cache directory's name, if it may be.
+
+        Only a cache directory removed and made again needs it: a parent
+        this user cannot read costs that, with one warning, and nothing
+        else.
+        """
+        parent = os.path.dirname(self._dir)
+        if parent == self._dir:
+            return
+        try:
+            observer.schedule(self, parent, recursive=False)
+        except OSError as e:
+            LOG.warning('Cannot watch %s (%s): if %s is removed and made '
+                        'again, the watcher will not see it until the '
+                        'service restarts', parent, e, self._files.path)
 
     def stop(self):
         """Stop watching; a prune it started stops at its next safe point.
@@ -150,6 +165,11 @@ class CacheWatcher(events.FileSystemEventHandler):
     # nothing at all once it is made again.
 
     def _lost_directory(self):
+        # The old directory's own watch may say so late, through another
+        # thread, after a new directory was made and watched: only what is
+        # at the path now counts.
+        if os.path.isdir(self._files.path):
+            return
         LOG.warning('The image cache directory %s was removed or moved '
                     'away; it is watched again once it is back',
                     self._files.path)

@@ -44,6 +44,11 @@ def register_opts(conf):
     conf.register_opts(healthcheck_opts.HEALTHCHECK_OPTS, group='healthcheck')
 
 
+#: The lowest [prune] max_delete_rate, but 0: 1 MiB a second. Below it, a
+#: paced prune takes days and holds the prune lock all that time.
+MIN_DELETE_RATE = 1024 * 1024
+
+
 def check(conf):
     """Raise ConfigError naming the option if the configuration is unusable.
 
@@ -61,6 +66,12 @@ def check(conf):
             '[prune] low_watermark = %d exceeds [prune] high_watermark = %d: '
             'prune evicts down to the low one once over the high one'
             % (conf.prune.low_watermark, conf.prune.high_watermark))
+    rate = conf.prune.max_delete_rate
+    if 0 < rate < MIN_DELETE_RATE:
+        raise exception.ConfigError(
+            '[prune] max_delete_rate = %d bytes a second would take a day '
+            'to free 80G while holding the prune lock; set 0 (no pacing) or '
+            'at least 1M (is a suffix missing, as in 100M?)' % rate)
     if (conf.api.auth_strategy == 'noauth2'
             and not conf.api.allow_insecure_noauth
             and not _is_loopback(conf.api.bind_host)):

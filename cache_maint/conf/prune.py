@@ -149,7 +149,7 @@ large prune. Prune frees half a second's worth at a time, and releases an
 image larger than that in such steps (unlinked first, then truncated from
 the end, only if no process has it open). A prune paced this way holds the
 prune lock for longer: a prune of 50G at 100M takes over 8 minutes. 0: as
-fast as the filesystem allows.
+fast as the filesystem allows; otherwise at least 1M.
 """),
     cfg.IntOpt(
         'min_age',

@@ -110,8 +110,12 @@ class SqliteDriver(base.Driver):
                 'cannot open the cache database %s: %s' % (self.db_path, e))
         try:
             # The private copies (see _copy) stay in memory: nothing is
-            # written outside the cache directory.
+            # written outside the cache directory. A large delete keeps its
+            # pages in memory until COMMIT too: spilled early, they would
+            # take the EXCLUSIVE lock, which keeps glance-api's readers
+            # out, before the transaction's last statement.
             conn.execute('PRAGMA temp_store = MEMORY')
+            conn.execute('PRAGMA cache_spill = OFF')
             yield conn
         except sqlite3.OperationalError as e:
             if 'locked' in str(e) or 'busy' in str(e):
@@ -261,9 +265,11 @@ def _copy_and_delete(conn, rows, params):
     rolled back and tried again from the start, holding nothing between.
     """
     def transaction():
+        _stage(conn, len(_STORED.split(',')))      # before the lock
         conn.execute('BEGIN IMMEDIATE')
         try:
-            _copy(conn, _STORED, rows, params)
+            conn.execute('INSERT INTO temp.%s SELECT %s %s'
+                         % (_COPY, _STORED, rows), params)
             conn.execute('DELETE %s' % rows, params)
             conn.execute('COMMIT')
         except BaseException:

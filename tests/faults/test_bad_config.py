@@ -108,6 +108,9 @@ CASES = {
     'max_delete_rate with a unit of time': (
         "invalid value '100MB/s' for [prune] max_delete_rate", {},
         {'prune': {'max_delete_rate': '100MB/s'}}),
+    'max_delete_rate with no suffix': (
+        '[prune] max_delete_rate = 100 bytes a second', {},
+        {'prune': {'max_delete_rate': '100'}}),
     'min_free_space of the whole filesystem': (
         "invalid value '100%' for [prune] min_free_space", {},
         {'prune': {'min_free_space': '100%'}}),
@@ -128,7 +131,7 @@ CONFIGURATION_CASES = {
     'broken policy file', 'policy rule that does not parse',
     'unknown healthcheck backend', 'keystone without [keystone_authtoken]',
     'keystone plugin missing its options',
-    'max_delete_rate with a unit of time',
+    'max_delete_rate with a unit of time', 'max_delete_rate with no suffix',
     'min_free_space of the whole filesystem',
     'low watermark over the high one'}
 

@@ -299,6 +299,40 @@ def test_rows_are_read_with_no_lock_on_glance_database(tmp_path):
     assert written == ids
 
 
+def test_a_large_delete_keeps_glance_readers_in_until_its_commit(
+        tmp_path, monkeypatch):
+    """Its pages stay in memory: spilled, they would take EXCLUSIVE early.
+
+    2,000 deletes spread over a table of 30,000 records dirty more pages
+    than SQLite's default cache holds.
+    """
+    cache = caches.SqliteCache(tmp_path)
+    ids = [caches.new_id() for _ in range(30000)]
+    conn = sqlite3.connect(cache.db_path)
+    with conn:
+        conn.executemany(
+            'INSERT INTO cached_images (image_id, last_accessed, '
+            'last_modified, size, hits, checksum) VALUES (?, 0, 0, 1, 0, ?)',
+            [(image_id, 'c' * 64) for image_id in ids])
+    conn.close()
+    driver = make_driver(tmp_path)
+    set_up(driver)
+    read_before_commit = []
+
+    def glance_reads_before_commit(sql, params):
+        if sql == 'COMMIT':
+            reader = sqlite3.connect(driver.db_path, timeout=0)
+            try:
+                read_before_commit.append(reader.execute(
+                    'SELECT count(*) FROM cached_images').fetchone()[0])
+            finally:
+                reader.close()
+
+    spy_on_statements(driver, monkeypatch, glance_reads_before_commit)
+    assert len(driver.forget(ids[::15])) == 2000
+    assert read_before_commit == [30000]
+
+
 def test_a_forget_that_fails_halfway_puts_back_what_it_deleted(
         tmp_path, monkeypatch):
     """Several statements, all or nothing: no record is lost silently."""
