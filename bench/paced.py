@@ -31,6 +31,7 @@ import time
 from bench import tables
 from cache_maint.conf import prune as prune_opts
 from tests.support import caches
+from tests.support import load
 from tests.support import plans
 from tests.support import running
 
@@ -158,15 +159,15 @@ def one_case(workdir, args, rate):
     }
 
 
-def pct(latencies, fraction):
-    if not latencies:
+def _ms_at(latencies, fraction):
+    return tables.fmt(load.ms(load.percentile(latencies, fraction)), '%.2f')
+
+
+def _p99_ratio(latencies, idle):
+    """p99 of ``latencies`` over the idle p99, or None without both."""
+    if not latencies or not idle:
         return None
-    rank = max(1, int(round(fraction * len(latencies) + 0.5)))
-    return latencies[min(rank, len(latencies)) - 1]
-
-
-def _ms(seconds):
-    return None if seconds is None else 1000 * seconds
+    return load.percentile(latencies, 0.99) / load.percentile(idle, 0.99)
 
 
 def report(args, unpaced, paced):
@@ -177,14 +178,10 @@ def report(args, unpaced, paced):
             ('unpaced prune', unpaced['prune'], unpaced['seconds']),
             ('paced prune (%s/s)' % args.rate_text, paced['prune'],
              paced['seconds'])):
-        rows.append((name, str(len(latencies)),
-                     tables.fmt(_ms(pct(latencies, 0.5)), '%.2f'),
-                     tables.fmt(_ms(pct(latencies, 0.99)), '%.2f'),
-                     tables.fmt(_ms(pct(latencies, 0.999)), '%.2f'),
-                     tables.fmt(_ms(latencies[-1] if latencies else None),
-                                '%.2f'),
-                     tables.fmt(pct(latencies, 0.99) / pct(idle, 0.99)
-                                if latencies and idle else None, '%.2fx'),
+        rows.append((name, str(len(latencies)), _ms_at(latencies, 0.5),
+                     _ms_at(latencies, 0.99), _ms_at(latencies, 0.999),
+                     _ms_at(latencies, 1.0),
+                     tables.fmt(_p99_ratio(latencies, idle), '%.2fx'),
                      tables.fmt(took, '%.2f')))
     lines = [
         '%d images of %d MiB pruned (%d MiB), reads of %d KiB from a %d MiB '
@@ -195,8 +192,8 @@ def report(args, unpaced, paced):
         tables.grid(('case', 'reads', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms',
                     'p99 / idle p99', 'prune s'), rows),
     ]
-    if idle and paced['prune']:
-        ratio = pct(paced['prune'], 0.99) / pct(idle, 0.99)
+    ratio = _p99_ratio(paced['prune'], idle)
+    if ratio is not None:
         lines.append('issue 13 target, paced p99 within 2x idle p99: %s '
                      '(%.2fx)' % ('met' if ratio <= 2 else 'MISSED', ratio))
     return '\n'.join(lines)

@@ -65,6 +65,7 @@ _COLUMNS = 'image_id, last_accessed, last_modified, size, hits'
 
 # Every column, as a deleted record is kept to be put back.
 _STORED = _COLUMNS + ', checksum'
+_STORED_WIDTH = len(_STORED.split(','))
 
 #: Seconds past the present within which a record's last_modified is taken
 #: as made now, not by a clock that was ahead (forget's recorded_before).
@@ -215,9 +216,9 @@ class SqliteDriver(base.Driver):
         with self._connect() as conn:
             # Staged in the connection's own table, with no lock on
             # glance-api's database, then put back in one statement.
-            _stage(conn, len(_STORED.split(',')))
+            _stage(conn, _STORED_WIDTH)
             conn.executemany('INSERT INTO temp.%s VALUES (%s)'
-                             % (_COPY, ','.join('?' * len(rows[0]))), rows)
+                             % (_COPY, ','.join('?' * _STORED_WIDTH)), rows)
             _execute(conn, 'INSERT OR IGNORE INTO main.cached_images (%s) '
                            'SELECT * FROM temp.%s ORDER BY rowid'
                      % (_STORED, _COPY), ())
@@ -242,8 +243,11 @@ def _copy(conn, columns, rows, params=()):
     while SQLite itself runs it, never while Python waits for the GIL.
     """
     _stage(conn, len(columns.split(',')))
-    _execute(conn, 'INSERT INTO temp.%s SELECT %s %s' % (_COPY, columns, rows),
-             params)
+    _execute(conn, _copy_sql(columns, rows), params)
+
+
+def _copy_sql(columns, rows):
+    return 'INSERT INTO temp.%s SELECT %s %s' % (_COPY, columns, rows)
 
 
 def _read_copy(conn):
@@ -265,11 +269,10 @@ def _copy_and_delete(conn, rows, params):
     rolled back and tried again from the start, holding nothing between.
     """
     def transaction():
-        _stage(conn, len(_STORED.split(',')))      # before the lock
+        _stage(conn, _STORED_WIDTH)      # before the lock
         conn.execute('BEGIN IMMEDIATE')
         try:
-            conn.execute('INSERT INTO temp.%s SELECT %s %s'
-                         % (_COPY, _STORED, rows), params)
+            conn.execute(_copy_sql(_STORED, rows), params)
             conn.execute('DELETE %s' % rows, params)
             conn.execute('COMMIT')
         except BaseException:

@@ -313,8 +313,8 @@ class Result:
     def feeder_record_ms(self):
         """p50, p99 and max ms the feeder took to write one record."""
         took = sorted(self.feeder_record_seconds)
-        return (_ms(percentile(took, 0.5)), _ms(percentile(took, 0.99)),
-                _ms(took[-1] if took else None))
+        return (ms(percentile(took, 0.5)), ms(percentile(took, 0.99)),
+                ms(took[-1] if took else None))
 
     def total(self):
         merged = Sample()
@@ -331,15 +331,16 @@ class Result:
             latencies = sorted(sample.latencies)
             rows.append((
                 name, len(latencies), len(latencies) / self.elapsed,
-                _ms(percentile(latencies, 0.5)),
-                _ms(percentile(latencies, 0.99)),
-                _ms(latencies[-1] if latencies else None),
+                ms(percentile(latencies, 0.5)),
+                ms(percentile(latencies, 0.99)),
+                ms(latencies[-1] if latencies else None),
                 ' '.join('%s:%d' % item for item in sorted(
                     sample.statuses.items()))))
         return rows
 
 
-def _ms(seconds):
+def ms(seconds):
+    """Seconds as milliseconds; None stays None."""
     return None if seconds is None else 1000 * seconds
 
 
