@@ -5,12 +5,19 @@ directory (``cache_maint.cachedir``, the same for every driver) and the
 records Glance keeps about them (a metadata driver, ``cache_maint.drivers``).
 ``Cache`` holds one of each, so that maintenance and the per-image
 operations take the cache, not a driver that knows the files on the side.
+It also holds cache-maint's own ``state`` of that cache (pins, the record of
+runs, the images it evicted: ``cache_maint.state``).
 """
+
+import os.path
+
 
 from oslo_log import log as logging
 
 from cache_maint import cachedir
+from cache_maint.conf import maintenance
 from cache_maint import drivers
+from cache_maint import state as cm_state
 
 LOG = logging.getLogger(__name__)
 
@@ -18,15 +25,18 @@ LOG = logging.getLogger(__name__)
 class Cache:
     """One node's image cache: ``files`` and their ``metadata``."""
 
-    def __init__(self, files, metadata):
+    def __init__(self, files, metadata, state=None):
         self.files = files          # a cachedir.CacheDir
         self.metadata = metadata    # a drivers.base.Driver
+        # a state.StateStore; by default where [maintenance] state_dir's is
+        self.state = state or cm_state.StateStore(os.path.join(
+            files.path, maintenance.DEFAULT_STATE_DIR_NAME))
 
     @classmethod
     def from_conf(cls, conf):
         """The cache ``conf`` names, with its configured driver."""
         return cls(cachedir.CacheDir(conf.image_cache_dir),
-                   drivers.load_driver(conf))
+                   drivers.load_driver(conf), cm_state.from_conf(conf))
 
     @property
     def path(self):
@@ -71,3 +81,4 @@ class Cache:
     def close(self):
         """Release the metadata store's connections; usable again after."""
         self.metadata.close()
+        self.state.close()

@@ -371,6 +371,27 @@ class CacheDir:
         if small:
             pacer.freed(small)
 
+    def list_from(self, subdir, select=lambda st: True):
+        """[(name, bytes)] of what ``remove_from`` would unlink now."""
+        with self._open_subdir(subdir) as fd:
+            if fd is None:
+                return []
+            return self._select(fd, select)
+
+    def usage(self):
+        """{subdirectory: {'files': n, 'bytes': b}} of its entries now."""
+        found = {}
+        for subdir in SUBDIRS:
+            listed = self.list_from(subdir)
+            found[subdir] = {'files': len(listed),
+                             'bytes': sum(size for _, size in listed)}
+        return found
+
+    def _select(self, fd, select):
+        return [(entry.name, removal.size_of(st))
+                for entry, st in self._scan(fd)
+                if not stat.S_ISDIR(st.st_mode) and select(st)]
+
     def remove_from(self, subdir, select=lambda st: True):
         """Unlink the non-directory entries of a subdirectory.
 
@@ -382,9 +403,7 @@ class CacheDir:
         with self._open_subdir(subdir) as fd:
             if fd is None:
                 return removal.Removal()
-            doomed = [(entry.name, removal.size_of(st))
-                      for entry, st in self._scan(fd)
-                      if not stat.S_ISDIR(st.st_mode) and select(st)]
+            doomed = self._select(fd, select)
 
             def unlink(entry):
                 return _unlink(fd, *entry)

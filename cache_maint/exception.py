@@ -53,6 +53,14 @@ class MetadataFull(MetadataError):
     """The metadata store's filesystem has no room for a change."""
 
 
+class StateError(CacheMaintError):
+    """cache-maint's own state database cannot be read or written."""
+
+    code = 503
+    public_fmt = ("cache-maint's state (pins, run history) is not usable "
+                  'right now; the cache-maint log has the cause.')
+
+
 class TaskInProgress(CacheMaintError):
     """Another run of the same task held its lock for the whole wait."""
 
@@ -113,3 +121,26 @@ class CachedNodesUnsupported(CacheMaintError):
     code = 409
     public_fmt = ('Listing the nodes that cache an image needs the '
                   'centralized_db cache driver.')
+
+
+class NotPinned(CacheMaintError):
+    """An unpin of an image that is not pinned."""
+
+    code = 404
+    public_fmt = 'Image {image_id} is not pinned.'
+
+
+class InvalidPinNote(CacheMaintError):
+    """A pin's note that is not short printable text."""
+
+    code = 400
+    public_fmt = ('A pin note must be printable text of at most {limit} '
+                  'characters.')
+
+
+class TooManyPins(CacheMaintError):
+    """A pin beyond the most the state keeps."""
+
+    code = 409
+    public_fmt = ('{limit} images are pinned already, the most there may be; '
+                  'unpin one first.')

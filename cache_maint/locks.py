@@ -225,3 +225,14 @@ class ServiceLock:
 
     def release(self):
         os.close(self._fd)
+
+
+def service_running(conf):
+    """True if a cache-maint service holds this cache's service lock."""
+    try:
+        ServiceLock(conf).release()
+    except exception.AlreadyRunning:
+        return True
+    except exception.CacheDirError:
+        return None         # cannot tell
+    return False

@@ -25,6 +25,7 @@ from oslo_log import log as logging
 from cache_maint import cachedir
 from cache_maint import evictor
 from cache_maint import exception
+from cache_maint import inuse
 from cache_maint import pacing
 from cache_maint import targets as evict_targets
 
@@ -35,6 +36,20 @@ LOG = logging.getLogger(__name__)
 #: being written. Glance retries its sqlite writes for 2 s; this is ample.
 IN_FLIGHT_GRACE = 10
 
+#: Images a dry run plans at a time (its batches remove nothing).
+PREVIEW_BATCH = 10000
+
+
+#: Why clean removes a file.
+INVALID_REASON = 'invalid'
+STALLED_REASON = 'stalled'
+
+#: Why prune keeps an image a target would have evicted.
+PINNED = 'pinned'
+IN_USE = 'in_use'
+YOUNG = 'min_age'
+SKIP_REASONS = (PINNED, IN_USE, YOUNG)
+
 
 @dataclasses.dataclass(frozen=True)
 class CleanResult:
@@ -42,10 +57,26 @@ class CleanResult:
     bytes: int = 0
     records_forgotten: int = 0
     failures: int = 0
+    #: [(path relative to the cache directory, bytes, reason)] removed,
+    #: or, in a dry run, to be removed.
+    removed: tuple = ()
+    dry_run: bool = False
+
+    @property
+    def by_reason(self):
+        return _by_reason((size, reason) for _, size, reason in self.removed)
+
+    def removed_ids(self):
+        return [path for path, _size, _reason in self.removed]
 
     def to_dict(self):
-        return {'total_files_cleaned': self.files,
-                'total_bytes_cleaned': self.bytes}
+        answer = {'total_files_cleaned': self.files,
+                  'total_bytes_cleaned': self.bytes}
+        if self.dry_run:
+            answer.update(dry_run=True, files=[
+                {'path': path, 'size': size, 'reason': reason}
+                for path, size, reason in self.removed])
+        return answer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,50 +93,105 @@ class PruneResult:
     skipped_young: int = 0
     #: Seconds a paced prune waited (``max_delete_rate``).
     paced_seconds: float = 0.0
+    #: Images a target would have evicted but a pin or a reader kept.
+    skipped_pinned: int = 0
+    skipped_in_use: int = 0
+    #: [(image_id, bytes, reason)] evicted in order, or, in a dry run, the
+    #: eviction order with the images kept (their reason one of
+    #: SKIP_REASONS) where they stand in it.
+    removed: tuple = ()
+    dry_run: bool = False
+    #: In a dry run: {image_id: ImageRecord} of the candidates.
+    records: dict = dataclasses.field(default_factory=dict)
+
+    def removed_ids(self):
+        return [image_id for image_id, _size, reason in self.removed
+                if reason not in SKIP_REASONS]
 
     def to_dict(self):
-        return {'total_files_pruned': self.files,
-                'total_bytes_pruned': self.bytes}
+        answer = {'total_files_pruned': self.files,
+                  'total_bytes_pruned': self.bytes}
+        if self.dry_run:
+            answer.update(dry_run=True, images=[
+                _planned(image_id, size, reason, self.records.get(image_id))
+                for image_id, size, reason in self.removed])
+        return answer
 
 
-def clean(cache, stall_time, now=None, stop_event=None):
+def _planned(image_id, size, reason, record):
+    """A dry run's entry for one image; an untracked one has no record."""
+    return {'image_id': image_id, 'size': size, 'reason': reason,
+            'last_accessed': record.last_accessed if record else None,
+            'hits': record.hits if record else None}
+
+
+def _by_reason(removed):
+    """{reason: {'files': n, 'bytes': b}} of [(bytes, reason)]."""
+    counted = {}
+    for size, reason in removed:
+        entry = counted.setdefault(reason, {'files': 0, 'bytes': 0})
+        entry['files'] += 1
+        entry['bytes'] += size
+    return counted
+
+
+def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
     """Remove failed and stalled downloads, and records of missing files.
 
     Every file in ``invalid/`` goes; a file in ``incomplete/`` goes once
     its mtime is more than ``stall_time`` seconds old (and never within
     the in-flight grace, so a stall time of 0 cannot kill a download).
-    A stop request is honoured between these steps.
+    A stop request is honoured between these steps. A ``dry_run`` removes
+    nothing and lists what would go.
     """
     now = time.time() if now is None else now
     older_than = now - max(stall_time, IN_FLIGHT_GRACE)
     files = cache.files
     files.check()
     steps = (
-        lambda: files.remove_from(cachedir.INVALID),
-        lambda: files.remove_from(cachedir.INCOMPLETE, lambda st: (
+        (cachedir.INVALID, INVALID_REASON, lambda st: True),
+        (cachedir.INCOMPLETE, STALLED_REASON, lambda st: (
             st.st_mtime < older_than or _from_the_future(st.st_mtime, now))),
     )
-    removals = []
-    for step in steps:
+    if dry_run:
+        return _preview_clean(cache, steps)
+    removed = []
+    failures = 0
+    for subdir, reason, select in steps:
         if stop_event is not None and stop_event.is_set():
             break
-        removals.append(step())
-        if removals[-1].fatal:
-            raise exception.CacheDirError(removals[-1].fatal)
+        step = files.remove_from(subdir, select)
+        removed += [('%s/%s' % (subdir, name), size, reason)
+                    for name, size in zip(step.removed, step.removed_sizes)]
+        failures += len(step.failed)
+        if step.fatal:
+            raise exception.CacheDirError(step.fatal)
     forgotten = 0
     if stop_event is None or not stop_event.is_set():
         forgotten = _forget_missing(cache)
     result = CleanResult(
-        files=sum(len(r.removed) for r in removals),
-        bytes=sum(r.bytes_freed for r in removals),
-        records_forgotten=forgotten,
-        failures=sum(len(r.failed) for r in removals))
-    level = logging.INFO if result != CleanResult() else logging.DEBUG
-    LOG.log(level, 'Clean removed %d files (%d bytes) of failed and stalled '
-            'downloads and %d records of missing images; %d files could '
-            'not be removed', result.files, result.bytes, forgotten,
-            result.failures)
+        files=len(removed), bytes=sum(size for _, size, _ in removed),
+        records_forgotten=forgotten, failures=failures,
+        removed=tuple(removed))
+    LOG.info('Clean removed %d files (%d bytes) of failed and stalled '
+             'downloads and %d records of missing images; %d files could '
+             'not be removed', result.files, result.bytes, forgotten,
+             result.failures)
     return result
+
+
+def _preview_clean(cache, steps):
+    """What clean would remove now, removing nothing."""
+    planned = tuple(
+        ('%s/%s' % (subdir, name), size, reason)
+        for subdir, reason, select in steps
+        for name, size in cache.files.list_from(subdir, select))
+    recorded, files = cache.snapshot()
+    stale = [image_id for image_id in recorded if image_id not in files]
+    return CleanResult(files=len(planned),
+                       bytes=sum(size for _, size, _ in planned),
+                       records_forgotten=len(stale), removed=planned,
+                       dry_run=True)
 
 
 def _from_the_future(mtime, now):
@@ -169,7 +255,8 @@ def eviction_order(lru_ids, files, now):
 
 
 def prune(cache, max_size, now=None, stop_event=None, targets=None,
-          idle_since=None, max_delete_rate=0):
+          idle_since=None, max_delete_rate=0, dry_run=False,
+          open_images=inuse.open_images):
     """Evict images until the cache meets its targets; LRU first.
 
     With only ``max_size`` (``targets`` None), the targets are Glance's:
@@ -177,7 +264,10 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     ``max_size``. ``targets`` (a ``targets.Targets``) adds watermarks, a
     free-space floor, an image cap, an idle time and a minimum age; an
     image's idle time is never counted from before ``idle_since`` (epoch
-    seconds: when the service started).
+    seconds: when the service started). Pinned images
+    (``cache.state``) and images another process holds open
+    (``open_images(cache_dir)``, one scan per run, made only when there
+    is something to evict) are never evicted.
 
     One directory scan, one ordered read of the records, then batches, each
     one bounded delete of their records and then their unlinks (see
@@ -187,6 +277,10 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     ``max_delete_rate`` (bytes a second), a batch is one step of
     ``cache_maint.pacing`` and large files are released in steps. A stop
     request is honoured between batches, and between steps.
+
+    A ``dry_run`` makes the same choices and removes nothing: its result
+    lists the eviction order, kept images included; a real run started
+    next, on an unchanged cache, evicts exactly its victims.
     """
     now = time.time() if now is None else now
     targets = targets or evict_targets.Targets(max_size)
@@ -197,24 +291,38 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
                           *(cache.files.filesystem()
                             if targets.watches_free_space else ()))
     if not needs.any() and not targets.max_idle_time:
-        LOG.debug('Image cache holds %d bytes, within its limit of %d; '
-                  'nothing to prune', size, max_size)
-        return PruneResult(size_before=size, size_after=size)
+        LOG.log(logging.DEBUG if dry_run else logging.INFO,
+                'Prune evicted nothing: the image cache holds %d bytes in '
+                '%d images, within its limit of %d bytes', size, len(files),
+                max_size)
+        return PruneResult(size_before=size, size_after=size,
+                           dry_run=dry_run)
     size_before = size
 
     # Records go before files: know first that the files can go.
-    cache.files.check(writable=True)
+    cache.files.check(writable=not dry_run)
+    # The pins, before anything is planned: if they cannot be read, the
+    # run fails rather than evict a pinned image. The first read may create
+    # the state database, on the cache's filesystem: the free-space floor
+    # is measured again once it is there.
+    pinned = cache.state.pinned_ids()
+    if targets.watches_free_space:
+        needs = targets.needs(size, len(files), *cache.files.filesystem())
     lru_ids = cache.metadata.lru_order(files)
     if not lru_ids and needs.any():
         _refuse_if_lost(cache.metadata, files)
     last_read = (_last_read(cache, files, idle_since)
                  if targets.max_idle_time else {})
+    protected = dict.fromkeys(open_images(cache.path), IN_USE)
+    protected.update(dict.fromkeys(pinned, PINNED))
     plan = _Planner(*eviction_order(lru_ids, files, now), targets, now,
-                    last_read)
+                    last_read, protected)
     LOG.debug('Image cache holds %d bytes in %d images (limit %d); to shed: '
               '%s', size, len(files), max_size, needs)
+    if dry_run:
+        return _preview_prune(cache, plan, needs, size)
     pruned = freed = failures = 0
-    by_reason = {}
+    removed = []
     stopped = False
     pacer = pacing.Pacer(max_delete_rate, stop_event) \
         if max_delete_rate else None
@@ -240,11 +348,9 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
             pruned += len(removal.removed)
             freed += removal.bytes_freed
             failures += len(removal.failed)
-            for image_id in removal.removed:
-                counted = by_reason.setdefault(plan.reasons[image_id],
-                                               {'files': 0, 'bytes': 0})
-                counted['files'] += 1
-                counted['bytes'] += files[image_id].size
+            removed += [(image_id, files[image_id].size,
+                         plan.reasons[image_id])
+                        for image_id in removal.removed]
             needs = needs.minus([files[image_id] for image_id
                                  in removal.removed + removal.vanished])
             size -= sum(files[image_id].size for image_id
@@ -252,12 +358,42 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
             batch = ahead or plan.next(needs, evict.batch_size, step)
         stopped = stopped or bool(pacer and pacer.stopping and needs.any())
 
-    result = PruneResult(files=pruned, bytes=freed, size_before=size_before,
-                         size_after=size, failures=failures, stopped=stopped,
-                         by_reason=by_reason, skipped_young=plan.skipped_young,
-                         paced_seconds=pacer.waited if pacer else 0.0)
+    result = PruneResult(
+        files=pruned, bytes=freed, size_before=size_before, size_after=size,
+        failures=failures, stopped=stopped,
+        by_reason=_by_reason((size, reason) for _, size, reason in removed),
+        skipped_young=plan.skipped[YOUNG],
+        skipped_pinned=plan.skipped[PINNED],
+        skipped_in_use=plan.skipped[IN_USE],
+        paced_seconds=pacer.waited if pacer else 0.0, removed=tuple(removed))
     _log_prune(result, max_size, needs)
     return result
+
+
+def _preview_prune(cache, plan, needs, size):
+    """A dry run's result: the whole plan, nothing removed."""
+    plan.keep_order()
+    batch = plan.next(needs, PREVIEW_BATCH)
+    while batch:
+        needs = needs.minus(batch)
+        batch = plan.next(needs, PREVIEW_BATCH)
+    order = plan.order
+    victims = [(image_id, bytes_) for image_id, bytes_, reason in order
+               if reason not in SKIP_REASONS]
+    freed = sum(bytes_ for _, bytes_ in victims)
+    wanted = {image_id for image_id, _, _ in order}
+    records = {record.image_id: record
+               for record in cache.metadata.list_records()
+               if record.image_id in wanted}
+    return PruneResult(
+        files=len(victims), bytes=freed, size_before=size,
+        size_after=size - freed,
+        by_reason=_by_reason((bytes_, reason) for _, bytes_, reason in order
+                             if reason not in SKIP_REASONS),
+        skipped_young=plan.skipped[YOUNG],
+        skipped_pinned=plan.skipped[PINNED],
+        skipped_in_use=plan.skipped[IN_USE],
+        removed=tuple(order), dry_run=True, records=records)
 
 
 def _last_read(cache, files, since):
@@ -288,19 +424,26 @@ class _Planner:
 
     An image goes if a target still needs bytes or images shed (an image
     younger than ``min_age`` only for the free-space floor), or if it was
-    not read for ``max_idle_time``. ``reasons`` says why each went. The
+    not read for ``max_idle_time``, unless it is ``protected`` (pinned or
+    in use). ``reasons`` says why each went; ``order`` lists every choice,
+    the images kept included, and ``skipped`` counts those by why. The
     untracked files come first in the order; the recorded images follow.
     """
 
-    def __init__(self, untracked, recorded, targets, now, last_read):
+    def __init__(self, untracked, recorded, targets, now, last_read,
+                 protected=None):
         self._candidates = untracked + recorded
         self._untracked = len(untracked)
         self._position = 0
         self._targets = targets
         self._now = now
         self._last_read = last_read
+        self._protected = protected or {}
         self.reasons = {}
-        self.skipped_young = 0
+        #: [(image_id, bytes, reason)] of every choice, kept ones too,
+        #: once keep_order() was called (a dry run).
+        self.order = None
+        self.skipped = dict.fromkeys(SKIP_REASONS, 0)
 
     def next(self, needs, size, max_bytes=None):
         """The next batch, while anything is due.
@@ -314,6 +457,9 @@ class _Planner:
         min_age = self._targets.min_age
         young_after = self._now - min_age
         candidates = self._candidates
+        protected = self._protected
+        # A list that forgets, unless the order is kept.
+        order = self.order if self.order is not None else _Discard()
         batch = []
         batch_bytes = 0
         byte_cap = float('inf') if max_bytes is None else max_bytes
@@ -336,10 +482,17 @@ class _Planner:
                 reason = evict_targets.IDLE
             else:
                 if young and (size_due > 0 or count_due > 0):
-                    self.skipped_young += 1
+                    self.skipped[YOUNG] += 1
+                    order.append((cached.image_id, cached.size, YOUNG))
+                continue
+            kept = protected.get(cached.image_id)
+            if kept is not None:
+                self.skipped[kept] += 1
+                order.append((cached.image_id, cached.size, kept))
                 continue
             if self._position <= self._untracked:
                 reason = evict_targets.UNTRACKED
+            order.append((cached.image_id, cached.size, reason))
             batch.append(cached)
             batch_bytes += cached.size
             self.reasons[cached.image_id] = reason
@@ -348,9 +501,20 @@ class _Planner:
             free_due -= cached.size
         return batch
 
+    def keep_order(self):
+        self.order = []
+
     def _idle(self, cached, idle_time):
         last_read = self._last_read.get(cached.image_id)
         return last_read is not None and self._now - last_read > idle_time
+
+
+class _Discard:
+    """Takes what a list would, keeps nothing."""
+
+    @staticmethod
+    def append(item):
+        pass
 
 
 def _log_prune(result, max_size, needs):
@@ -364,9 +528,13 @@ def _log_prune(result, max_size, needs):
     if result.paced_seconds:
         LOG.info('Prune was paced by [prune] max_delete_rate: it waited %.1f '
                  's in all between deletions', result.paced_seconds)
-    if result.skipped_young:
-        LOG.info('%d images younger than [prune] min_age were kept',
-                 result.skipped_young)
+    for count, why in ((result.skipped_young, 'younger than [prune] '
+                                              'min_age'),
+                       (result.skipped_pinned, 'pinned'),
+                       (result.skipped_in_use, 'held open by another '
+                                               'process')):
+        if count:
+            LOG.info('%d images %s were kept', count, why)
     if result.stopped:
         LOG.info('Prune stopped early on request; the next run finishes it')
     elif needs.any():

@@ -6,6 +6,7 @@ it was given (a SIGHUP restarts the worker process with the new one).
 """
 
 import threading
+import time
 
 import futurist
 from futurist import periodics
@@ -30,6 +31,8 @@ def _periodic(task, interval, runner):
     # frequent reloads postpone a daily clean forever.
     @periodics.periodic(interval, run_immediately=True)
     def periodic_task():
+        # futurist spaces runs from their starts.
+        runner.scheduled(task, time.time() + interval)
         try:
             run(wait=0, trigger='periodic')
         except (exception.TaskInProgress, exception.ServiceStopping) as e:

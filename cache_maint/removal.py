@@ -25,6 +25,8 @@ class Removal:
     vanished: tuple = ()
     failed: tuple = ()
     fatal: str = None
+    #: The bytes each of ``removed`` freed, in the same order.
+    removed_sizes: tuple = ()
 
 
 # Errors that hold for a whole directory: no point trying the next file.
@@ -45,6 +47,7 @@ class Outcome:
 
     def __init__(self):
         self.removed, self.vanished, self.failed = [], [], []
+        self.sizes = []
         self.freed = 0
         self.fatal = None
 
@@ -56,6 +59,7 @@ class Outcome:
         """
         if error is None:
             self.removed.append(name)
+            self.sizes.append(size)
             self.freed += size
         elif isinstance(error, FileNotFoundError):
             self.vanished.append(name)
@@ -73,4 +77,4 @@ class Outcome:
 
     def removal(self):
         return Removal(tuple(self.removed), self.freed, tuple(self.vanished),
-                       tuple(self.failed), self.fatal)
+                       tuple(self.failed), self.fatal, tuple(self.sizes))

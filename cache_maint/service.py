@@ -17,10 +17,12 @@ from cache_maint.api import deploy
 from cache_maint.api import server
 from cache_maint import cache
 from cache_maint import exception
+from cache_maint import metrics
 from cache_maint import periodic
 from cache_maint import runs
 from cache_maint import singleflight
 from cache_maint import startup
+from cache_maint import status
 from cache_maint import targets
 from cache_maint import watcher
 
@@ -30,18 +32,21 @@ LOG = logging.getLogger(__name__)
 class MaintenanceService(service.Service):
     """Clean and prune one image cache on a timer and on request."""
 
-    def __init__(self, conf, listener=None):
+    def __init__(self, conf, listener=None, metrics_listener=None):
         super().__init__()
         self.conf = conf
         #: The API's socket, bound by the launcher and inherited by every
-        #: worker; without one, the worker binds its own.
+        #: worker; without one, the worker binds its own. The same for the
+        #: metrics' (unbound while [metrics] is off).
         self.listener = listener
+        self.metrics_listener = metrics_listener
         self._stopped = threading.Event()
         # cotyledon may call stop() from its signal thread while start() is
         # still running: the two never interleave.
         self._lifecycle = threading.Lock()
         self._cache = self._api = self._periodic = self._stop_runs = None
         self._runner = self._flights = self._watcher = None
+        self._metrics = None
 
     def start(self):
         with self._lifecycle:
@@ -64,18 +69,32 @@ class MaintenanceService(service.Service):
         self._flights = singleflight.Flights(self._runner)
         self._api = server.APIServer(
             self.conf, deploy.loadapp(self.conf, self._cache, self._runner,
-                                      self._flights),
+                                      self._flights, self._watching),
             self.listener)
         self._api.start()
+        if self.conf.metrics.enabled:
+            self._serve_metrics()
+        status.record_schedule(self._cache, self.conf)
         self._periodic = periodic.PeriodicTasks(self.conf, self._runner)
         self._periodic.start()
         if self.conf.prune.watch:
             self._watch()
+        status.record_start(self._cache, self._watching())
         startup.freeze_start_up_objects()
         LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
                  'bytes)', self.conf.image_cache_dir,
                  self._cache.metadata.name,
                  self.conf.image_cache_max_size)
+
+    def _serve_metrics(self):
+        try:
+            self._metrics = metrics.Exporter(self.conf, self._cache,
+                                             self.metrics_listener).start()
+            # A run's outcome shows at once, not at the next look.
+            self._runner.after_run = self._metrics.poke
+        except exception.CacheMaintError as e:
+            # Only a worker without the launcher's socket binds its own.
+            LOG.error('Not serving metrics: %s', e)
 
     def _watch(self):
         """Prune within react_delay of a target crossed (watcher)."""
@@ -88,6 +107,9 @@ class MaintenanceService(service.Service):
         except exception.CacheMaintError as e:
             LOG.error('Not watching the image cache (%s); the periodic prune '
                       'goes on', e)
+
+    def _watching(self):
+        return self._watcher is not None and self._watcher.active
 
     def stop(self, graceful=True):
         """Stop the timer and the API.
@@ -110,12 +132,16 @@ class MaintenanceService(service.Service):
             self._periodic.stop()
         if self._api is not None:
             self._api.stop()
+        if self._metrics is not None:
+            self._metrics.stop()
         if self._periodic is not None:
             self._periodic.wait()
         if self._cache is not None:
+            status.record_stop(self._cache)
             self._cache.close()
         self._cache = self._api = self._periodic = None
         self._runner = self._flights = self._watcher = None
+        self._metrics = None
         startup.unfreeze()
         super().stop(graceful)
         self._stopped.set()

@@ -109,6 +109,12 @@ class CacheWatcher(events.FileSystemEventHandler):
                         'again, the watcher will not see it until the '
                         'service restarts', parent, e, self._files.path)
 
+    @property
+    def active(self):
+        """True while the directory is being watched."""
+        return (not self._stopped and self._observer is not None
+                and self._observer.is_alive())
+
     def stop(self):
         """Stop watching; a prune it started stops at its next safe point.
 

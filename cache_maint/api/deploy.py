@@ -16,14 +16,16 @@ from cache_maint.api.middleware import peer
 from cache_maint.api.middleware import requestlog
 from cache_maint.api import router
 from cache_maint import policy
+from cache_maint import status
 
 
-def loadapp(conf, cache, runner, flights):
+def loadapp(conf, cache, runner, flights, watching=lambda: False):
     """Build the API application over a cache and its runs.
 
     ``runner`` (a TaskRunner) keeps the record of runs and ``flights``
-    (singleflight.Flights) shares runs between requests; the handlers and
-    the health checks are given these, nothing else.
+    (singleflight.Flights) shares runs between requests; ``watching()``
+    says whether the watcher is active. The handlers and the health checks
+    are given these, nothing else.
 
     Listed from the inside out. The router dispatches to the handlers; the
     context middleware builds the request context the handlers check
@@ -47,8 +49,9 @@ def loadapp(conf, cache, runner, flights):
             return auth.NoAuth2(application)
         return errors.JSONErrors(auth.keystone(application, conf))
 
-    handlers = cache_handlers.CacheHandlers(cache, runner, flights,
-                                            conf.api.task_wait_timeout)
+    handlers = cache_handlers.CacheHandlers(
+        cache, runner, flights, conf.api.task_wait_timeout,
+        lambda: status.status(conf, cache, runner, watching=watching()))
     dispatcher = dispatch.Dispatcher(router.Router(router.routes(handlers)))
     application = paths.PublicBypass(authenticate(dispatcher), dispatcher)
     application = errors.FaultWrapper(application)

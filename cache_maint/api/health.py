@@ -73,11 +73,12 @@ class RunsCheck(_Check):
 
     def problem(self):
         failed = [record for record in self.runner.last_runs().values()
-                  if record.outcome == 'failed']
+                  if record['outcome'] == 'failed']
         if not failed:
             return None
         return '; '.join('the last %s run (%s) failed: %s'
-                         % (r.task, r.trigger, r.error) for r in failed)
+                         % (r['task'], r['trigger'], r['error'])
+                         for r in failed)
 
 
 CHECKS = (CacheDirCheck, MetadataCheck, RunsCheck)

@@ -24,7 +24,7 @@ def routes(cache):
     """
     # Literal paths are tried before templates, in this order:
     # /v2/cache/clean is the clean route, never an image called "clean";
-    # likewise prune and runs.
+    # likewise prune, runs, status and pins.
     return {
         '/': {'GET': versions.multiple_choices},
         '/versions': {'GET': versions.list_versions},
@@ -36,6 +36,10 @@ def routes(cache):
         '/v2/cache/clean': {'POST': cache.clean_cache},
         '/v2/cache/prune': {'POST': cache.prune_cache},
         '/v2/cache/runs': {'GET': cache.list_runs},
+        '/v2/cache/status': {'GET': cache.show_status},
+        '/v2/cache/pins': {'GET': cache.list_pins},
+        '/v2/cache/pins/{image_id}': {'PUT': cache.pin_image,
+                                      'DELETE': cache.unpin_image},
         '/v2/cache/nodes/{image_id}': {'GET': cache.list_cached_nodes},
         '/v2/cache/{image_id}': {'PUT': cache.queue_image,
                                  'DELETE': cache.delete_image},

@@ -39,17 +39,30 @@ POLL = 0.05
 #: a temporary file (its default is 1 MiB).
 OUTBUF_IN_MEMORY = 32 * 1024 * 1024
 
+#: The metrics listener's fixed limits: threads, connections at once, and
+#: bytes of a request body (a scrape has none).
+METRICS_THREADS = 2
+METRICS_CONNECTIONS = 32
+METRICS_MAX_BODY = 1024
+
 
 class Listener:
-    """The API's listening socket, bound once for ``[api]``'s address."""
+    """A listening socket, bound once for an option group's address.
 
-    def __init__(self, host, port):
+    ``group`` is the group whose ``bind_host`` and ``bind_port`` it serves:
+    ``api`` (the admin API) or ``metrics``. A listener may be unbound (no
+    socket yet, or closed): the launcher keeps one for the metrics even
+    while they are off, for a reload to bind it in place.
+    """
+
+    def __init__(self, host, port, group='api'):
+        self.group = group
         self.configured = (host, port)
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as e:
             raise exception.ConfigError(
-                'cannot listen on [api] bind_host %s: %s' % (host, e))
+                'cannot listen on [%s] bind_host %s: %s' % (group, host, e))
         self.socket = socket.socket(family[0][0], socket.SOCK_STREAM)
         try:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,16 +71,32 @@ class Listener:
         except OSError as e:
             self.socket.close()
             raise exception.ConfigError(
-                'cannot listen on [api] bind_host %s, bind_port %d: %s'
-                % (host, port, e))
+                'cannot listen on [%s] bind_host %s, bind_port %d: %s'
+                % (group, host, port, e))
 
     @classmethod
-    def for_conf(cls, conf):
-        return cls(conf.api.bind_host, conf.api.bind_port)
+    def for_conf(cls, conf, group='api'):
+        options = conf[group]
+        return cls(options.bind_host, options.bind_port, group)
+
+    @classmethod
+    def unbound(cls, group):
+        """A listener with no socket, for ``replace`` to give it one."""
+        listener = cls.__new__(cls)
+        listener.group = group
+        listener.configured = None
+        listener.socket = None
+        return listener
+
+    @property
+    def bound(self):
+        return self.socket is not None
 
     def serves(self, conf):
         """True if this socket is the one ``conf`` asks for."""
-        return self.configured == (conf.api.bind_host, conf.api.bind_port)
+        options = conf[self.group]
+        return self.bound and self.configured == (options.bind_host,
+                                                  options.bind_port)
 
     @property
     def address(self):
@@ -78,39 +107,63 @@ class Listener:
         """Take ``other``'s socket; close this one's."""
         old, self.socket = self.socket, other.socket
         self.configured = other.configured
-        old.close()
+        if old is not None:
+            old.close()
 
     def close(self):
-        self.socket.close()
+        """Close the socket; the listener is unbound after."""
+        if self.socket is not None:
+            self.socket.close()
+        self.socket = None
+        self.configured = None
 
 
 class APIServer:
-    """Serve one WSGI application on a Listener."""
+    """Serve one WSGI application on a Listener: the admin API's, [api]."""
+
+    #: What the log calls it, and its thread.
+    title = 'Admin API'
+    thread_name = 'api-server'
 
     def __init__(self, conf, application, listener=None):
-        self._own_listener = listener is None
-        self._listener = listener or Listener.for_conf(conf)
         api = conf.api
-        self._threads = (api.threads, api.max_task_requests)
-        self._adj = adjustments.Adjustments(
-            threads=api.threads,
-            connection_limit=_connection_limit(api.max_connections),
-            channel_timeout=api.idle_timeout,
-            cleanup_interval=1,
-            max_request_header_size=api.max_header_size,
-            max_request_body_size=conf.oslo_middleware.max_request_body_size,
-            asyncore_use_poll=True,
-            # Large answers (GET /v2/cache of 20,000 images is 2.8 MB) stay
-            # in memory rather than spill to a temporary file.
-            outbuf_overflow=OUTBUF_IN_MEMORY,
-            # Proxy headers are oslo.middleware's to read, if enabled.
-            clear_untrusted_proxy_headers=False,
-            ident='cache-maint',
-            expose_tracebacks=False)
-        self._limits = protocol.Limits(
-            max_request_line=api.max_request_line,
-            max_header_fields=api.max_header_fields,
-            request_timeout=api.request_timeout)
+        own = listener is None
+        self._setup(
+            application, Listener.for_conf(conf) if own else listener, own,
+            threads=(api.threads, api.max_task_requests),
+            adj=adjustments.Adjustments(
+                threads=api.threads,
+                connection_limit=_connection_limit(api.max_connections),
+                channel_timeout=api.idle_timeout,
+                cleanup_interval=1,
+                max_request_header_size=api.max_header_size,
+                max_request_body_size=(
+                    conf.oslo_middleware.max_request_body_size),
+                asyncore_use_poll=True,
+                # Large answers (GET /v2/cache of 20,000 images is 2.8 MB)
+                # stay in memory rather than spill to a temporary file.
+                outbuf_overflow=OUTBUF_IN_MEMORY,
+                # Proxy headers are oslo.middleware's to read, if enabled.
+                clear_untrusted_proxy_headers=False,
+                ident='cache-maint',
+                expose_tracebacks=False),
+            limits=_limits(api),
+            waits=router.waits)
+
+    def _setup(self, application, listener, own, threads, adj, limits,
+               waits):
+        """Keep what ``start`` serves with.
+
+        ``own``: the listener was bound for this server, and closes with
+        it. ``threads``: those of the dispatcher, and of the one for the
+        requests that ``waits(method, path)``.
+        """
+        self._own_listener = own
+        self._listener = listener
+        self._threads = threads
+        self._adj = adj
+        self._limits = limits
+        self._waits = waits
         self._application = application
         self._server = None
         self._thread = None
@@ -128,12 +181,12 @@ class APIServer:
         # waitress closes its socket when it stops; the listener's stays.
         self._server = protocol.Server(
             self._application, self._listener.socket.dup(), self._adj,
-            self._limits, *dispatchers, waits=router.waits)
+            self._limits, *dispatchers, waits=self._waits)
         self._thread = threading.Thread(
-            target=self._server.run, name='api-server', daemon=True)
+            target=self._server.run, name=self.thread_name, daemon=True)
         self._thread.start()
         host, port = self.address
-        LOG.info('Admin API listening on http://%s:%d',
+        LOG.info('%s listening on http://%s:%d', self.title,
                  '[%s]' % host if ':' in host else host, port)
 
     def stop(self, grace=30):
@@ -157,6 +210,46 @@ class APIServer:
         self._thread = None
         if self._own_listener:
             self._listener.close()
+
+
+class MetricsServer(APIServer):
+    """Serve the metrics' WSGI application on [metrics]'s listener.
+
+    The admin API's hardened server with small fixed limits: a scraper or
+    two, never a crowd. [api]'s bounds on a request (header, request line,
+    idle and request time-outs) apply as they are; no request waits for a
+    run, and none has a body.
+    """
+
+    title = 'Metrics'
+    thread_name = 'metrics-server'
+
+    def __init__(self, conf, application, listener=None):
+        api = conf.api
+        own = listener is None or not listener.bound
+        self._setup(
+            application,
+            Listener.for_conf(conf, 'metrics') if own else listener, own,
+            # No request waits for a run: no thread waits for one.
+            threads=(METRICS_THREADS, 0),
+            adj=adjustments.Adjustments(
+                threads=METRICS_THREADS,
+                connection_limit=METRICS_CONNECTIONS,
+                channel_timeout=api.idle_timeout,
+                cleanup_interval=1,
+                max_request_header_size=api.max_header_size,
+                max_request_body_size=METRICS_MAX_BODY,
+                asyncore_use_poll=True,
+                ident='cache-maint',
+                expose_tracebacks=False),
+            limits=_limits(api),
+            waits=lambda method, path: False)
+
+
+def _limits(api):
+    return protocol.Limits(max_request_line=api.max_request_line,
+                           max_header_fields=api.max_header_fields,
+                           request_timeout=api.request_timeout)
 
 
 def _connection_limit(wanted):

@@ -41,7 +41,8 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
     answering signals.
     """
 
-    #: The preflight.Claims of the running service (API socket, lock).
+    #: The preflight.Claims of the running service (API and metrics
+    #: sockets, lock).
     claims = None
 
     def reload_config_files(self):
@@ -126,7 +127,8 @@ def main(argv=None):
         _refuse(error, 1)
     conf.log_opt_values(LOG, logging.DEBUG)
     launcher = os_service.launch(
-        conf, service.MaintenanceService(conf, conf.claims.listener),
+        conf, service.MaintenanceService(conf, conf.claims.listener,
+                                         conf.claims.metrics_listener),
         workers=1, restart_method='reload')
     sys.exit(launcher.wait())
 

@@ -1,8 +1,10 @@
-"""``cache-maint-manage``: run clean or prune once, or list the cache.
+"""``cache-maint-manage``: run clean or prune once, list, pin, show status.
 
 The commands run the very task functions the service runs, under the same
 locks, so they are safe beside a running cache-maint or glance-api: a run
-in progress elsewhere is waited for, never overlapped.
+in progress elsewhere is waited for, never overlapped. Their runs go into
+the same record of runs as the service's, and their pins are the service's
+pins (both live in the cache's state, ``cache_maint.state``).
 """
 
 import datetime
@@ -18,8 +20,11 @@ from cache_maint import cache as cm_cache
 from cache_maint.cmd import common
 from cache_maint import exception
 from cache_maint import images
+from cache_maint import locks
+from cache_maint import pins
 from cache_maint import runs
 from cache_maint import startup
+from cache_maint import status
 
 LOG = logging.getLogger(__name__)
 
@@ -28,17 +33,21 @@ def _run(conf, cache, stop, task):
     """Run ``task`` once; print its result, or its whole run record.
 
     With ``--show-run``, a run that failed is printed too, before the
-    command exits with its error: its record says how it ended.
+    command exits with its error: its record says how it ended. With
+    ``--dry-run``, nothing is removed: what would be is printed.
     """
     task_runner = runs.TaskRunner(conf, cache, stop)
+    if conf.command.dry_run:
+        _print_preview(conf, task, task_runner.preview(task))
+        return None
     try:
         result = getattr(task_runner, task)(wait=conf.command.wait,
                                             trigger='command line')
     except exception.CacheMaintError:
-        if conf.command.show_run and task_runner.runs():
-            _print_json(task_runner.runs()[-1].to_dict())
+        if conf.command.show_run and task_runner.last_run():
+            _print_json(task_runner.last_run().to_dict())
         raise
-    _print_json(task_runner.runs()[-1].to_dict() if conf.command.show_run
+    _print_json(task_runner.last_run().to_dict() if conf.command.show_run
                 else result.to_dict())
     return result
 
@@ -49,7 +58,7 @@ def _clean(conf, cache, stop):
 
 def _prune(conf, cache, stop):
     result = _run(conf, cache, stop, 'prune')
-    if result.stopped:
+    if result is not None and result.stopped:
         sys.exit('cache-maint-manage prune: stopped by a signal before it '
                  'finished; the next prune finishes the work')
 
@@ -78,6 +87,99 @@ def _list(conf, cache, stop):
         ''.join('\n  queued: %s' % image_id for image_id in queued)))
 
 
+def _print_preview(conf, task, result):
+    """A dry run's answer: as the API's JSON, or as a table."""
+    answer = result.to_dict()
+    if conf.command.format == 'json':
+        _print_json(answer)
+        return
+    if task == 'prune':
+        print('%-36s  %12s  %6s  %-19s  %s' % (
+            'image_id', 'size', 'hits', 'last_accessed (UTC)', 'reason'))
+        for image in answer['images']:
+            print('%-36s  %12d  %6s  %-19s  %s' % (
+                image['image_id'], image['size'],
+                '-' if image['hits'] is None else image['hits'],
+                _utc(image['last_accessed']), image['reason']))
+        print('Dry run: prune would evict %d image(s), %d byte(s); nothing '
+              'was removed' % (answer['total_files_pruned'],
+                               answer['total_bytes_pruned']))
+    else:
+        print('%-48s  %12s  %s' % ('path', 'size', 'reason'))
+        for entry in answer['files']:
+            print('%-48s  %12d  %s' % (entry['path'], entry['size'],
+                                       entry['reason']))
+        print('Dry run: clean would remove %d file(s), %d byte(s); nothing '
+              'was removed' % (answer['total_files_cleaned'],
+                               answer['total_bytes_cleaned']))
+
+
+def _pin(conf, cache, stop):
+    found, created = pins.pin(cache, conf.command.image_id, conf.command.note)
+    if conf.command.format == 'json':
+        _print_json(found)
+    else:
+        print('%s image %s' % ('Pinned' if created else 'Already pinned',
+                               found['image_id']))
+
+
+def _unpin(conf, cache, stop):
+    pins.unpin(cache, conf.command.image_id)
+    print('Unpinned image %s' % conf.command.image_id)
+
+
+def _pins(conf, cache, stop):
+    found = pins.list_pins(cache)
+    if conf.command.format == 'json':
+        _print_json({'pins': found})
+        return
+    print('%-36s  %-19s  %s' % ('image_id', 'pinned_at (UTC)', 'note'))
+    for pin in found:
+        print('%-36s  %-19s  %s' % (pin['image_id'], _utc(pin['pinned_at']),
+                                    pin['note']))
+    print('%d pinned image(s)' % len(found))
+
+
+def _status(conf, cache, stop):
+    document = status.status(
+        conf, cache, runs.TaskRunner(conf, cache, stop),
+        service_running=locks.service_running(conf))
+    if conf.command.format == 'json':
+        _print_json(document)
+        return
+    part = document['cache']
+    print('Image cache %s (%s driver)'
+          % (conf.image_cache_dir, document['driver']))
+    if 'error' in part:
+        print('  not readable: %s' % part['error'])
+    else:
+        print('  size:       %d bytes in %d images (limit %d; prune from %d '
+              'down to %d)' % (part['size_bytes'], part['images'],
+                               part['max_size_bytes'],
+                               part['high_watermark_bytes'],
+                               part['low_watermark_bytes']))
+        for name in ('incomplete', 'invalid', 'queued'):
+            print('  %-11s %d files, %d bytes' % (
+                name + ':', part[name]['files'], part[name]['bytes']))
+        print('  filesystem: %d bytes free of %d' % (
+            part['filesystem']['avail_bytes'],
+            part['filesystem']['total_bytes']))
+    print('  pins:       %s' % ('unknown' if part['pins'] is None
+                                else part['pins']))
+    running = document['service']['running']
+    print('Service: %s; watcher %s' % (
+        {True: 'running', False: 'not running', None: 'unknown'}[running],
+        'active' if document['watcher']['active'] else 'not active'))
+    for task, info in sorted(document['tasks'].items()):
+        last = info['last_run']
+        print('%s: every %s; last run %s; next run %s' % (
+            task.capitalize(), '%d s' % info['interval'] if info['interval']
+            else 'never (periodic run disabled)',
+            '%s at %s UTC, %s' % (last['trigger'], _utc(last['started_at']),
+                                  last['outcome']) if last else 'none',
+            _utc(info['next_run']) + ' UTC' if info['next_run'] else 'none'))
+
+
 def _utc(epoch):
     if not epoch:
         return 'N/A'
@@ -90,7 +192,14 @@ def _print_json(data):
 
 
 COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list,
-            'db-sync': _db_sync}
+            'db-sync': _db_sync, 'pin': _pin, 'unpin': _unpin,
+            'pins': _pins, 'status': _status}
+
+
+#: The commands that work on the cache directory; the others need only the
+#: state (pins: an image may be pinned before it is cached) or the database
+#: (db-sync), and status reports a broken cache rather than refuse to.
+NEEDS_CACHE = ('clean', 'prune', 'list')
 
 
 def _stop_on_signals(stop):
@@ -121,6 +230,12 @@ def _add_parsers(subparsers):
                  '/v2/cache/runs): when it started and finished, its '
                  'duration, outcome and result, instead of the result '
                  'alone.')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='Remove nothing: print what a run would remove now, and '
+                 'why (a real run next, on an unchanged cache, removes '
+                 'exactly that).')
+        _add_format(parser)
     subparsers.add_parser(
         'db-sync', help="Create Glance's node_reference and cached_images "
                         'tables in a standalone database (centralized_db '
@@ -128,6 +243,25 @@ def _add_parsers(subparsers):
                         'glance-manage.')
     parser = subparsers.add_parser('list', help='List cached and queued '
                                                 'images.')
+    _add_format(parser)
+    parser = subparsers.add_parser(
+        'pin', help='Pin an image: prune never evicts it (it need not be '
+                    'cached yet).')
+    parser.add_argument('image_id')
+    parser.add_argument('--note', default=None,
+                        help='Why it is pinned (at most 255 characters).')
+    _add_format(parser)
+    parser = subparsers.add_parser('unpin', help='Unpin an image.')
+    parser.add_argument('image_id')
+    parser = subparsers.add_parser('pins', help='List the pinned images.')
+    _add_format(parser)
+    parser = subparsers.add_parser(
+        'status', help="The cache's size, limits and downloads, and the "
+                       'last and next run of each task.')
+    _add_format(parser)
+
+
+def _add_format(parser):
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table', help='Output format.')
 
@@ -145,7 +279,7 @@ def main(argv=None):
     cache = None
     try:
         cache = cm_cache.Cache.from_conf(conf)
-        if conf.command.name != 'db-sync':
+        if conf.command.name in NEEDS_CACHE:
             cache.setup()
         startup.freeze_start_up_objects()
         COMMANDS[conf.command.name](conf, cache, stop)

@@ -67,31 +67,49 @@ def check_node(conf):
     node_cache = cache.Cache.from_conf(conf)
     try:
         node_cache.check()
+        node_cache.state.check_usable()
     finally:
         node_cache.close()
 
 
 def prepare(conf):
-    """Create what Glance would create in the cache if it is missing."""
+    """Create what Glance would create in the cache if it is missing.
+
+    And cache-maint's state: a state directory that cannot be made or a
+    state database that cannot be written stops the start here, rather
+    than fail every prune (which refuses to run without the pins).
+    """
     node_cache = cache.Cache.from_conf(conf)
     try:
         node_cache.setup()
+        node_cache.state.check()
     finally:
         node_cache.close()
 
 
 class Claims:
-    """What a running service holds: its API socket and its cache's lock."""
+    """What a running service holds: its sockets and its cache's lock.
 
-    def __init__(self, listener=None, service_lock=None):
+    The metrics listener is always a ``server.Listener``, unbound while the
+    metrics are off: the service keeps a reference to it, and a reload
+    that turns them on or moves them binds it in place.
+    """
+
+    def __init__(self, listener=None, service_lock=None,
+                 metrics_listener=None, metrics_enabled=True):
         self.listener = listener
         self.service_lock = service_lock
+        self.metrics_listener = metrics_listener
+        #: Whether the configuration these claims are for wants metrics.
+        self.metrics_enabled = metrics_enabled
 
     def release(self):
         if self.listener is not None:
             self.listener.close()
         if self.service_lock is not None:
             self.service_lock.release()
+        if self.metrics_listener is not None:
+            self.metrics_listener.close()
 
     def take_over(self, new):
         """Hold what ``new`` claimed in place of what it replaces."""
@@ -99,20 +117,34 @@ class Claims:
             self.listener.replace(new.listener)
         if new.service_lock is not None:
             self.service_lock.replace(new.service_lock)
+        if new.metrics_listener is not None:
+            self.metrics_listener.replace(new.metrics_listener)
+        elif not new.metrics_enabled:
+            self.metrics_listener.close()
+        self.metrics_enabled = new.metrics_enabled
 
 
 def claim(conf, held=None):
     """Claims of what ``conf`` needs and ``held`` lacks; raise if it can't.
 
-    The API address is bound, and the cache's service lock taken, each
-    unless ``held`` has it already.
+    The API address is bound, the cache's service lock taken and the
+    metrics address bound (if ``[metrics] enabled``), each unless ``held``
+    has it already. At start (no ``held``), the metrics listener is made
+    unbound when the metrics are off.
     """
-    new = Claims()
+    new = Claims(metrics_enabled=conf.metrics.enabled)
     try:
         if held is None or not held.listener.serves(conf):
             new.listener = server.Listener.for_conf(conf)
         if held is None or not held.service_lock.covers(conf):
             new.service_lock = locks.ServiceLock(conf)
+        # After the lock: a second service on the same cache is refused
+        # for that, whatever its metrics address.
+        if conf.metrics.enabled and (
+                held is None or not held.metrics_listener.serves(conf)):
+            new.metrics_listener = server.Listener.for_conf(conf, 'metrics')
+        elif held is None:
+            new.metrics_listener = server.Listener.unbound('metrics')
     except BaseException:
         new.release()
         raise

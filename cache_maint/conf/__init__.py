@@ -17,13 +17,14 @@ from cache_maint.conf import api
 from cache_maint.conf import cache
 from cache_maint.conf import database
 from cache_maint.conf import maintenance
+from cache_maint.conf import metrics
 from cache_maint.conf import prune
 from cache_maint.conf import unknown
 from cache_maint.conf import values
 from cache_maint import exception
 
 #: The modules that define cache-maint's own options.
-MODULES = (cache, maintenance, prune, api, database)
+MODULES = (cache, maintenance, prune, api, metrics, database)
 
 #: The groups no other program's configuration has.
 OWN_GROUPS = frozenset(

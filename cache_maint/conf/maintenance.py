@@ -1,4 +1,7 @@
-"""When the periodic clean and prune tasks run."""
+"""When the periodic clean and prune tasks run, and where cache-maint keeps
+what it must remember between runs (the ``[maintenance]`` group)."""
+
+import os.path
 
 from oslo_config import cfg
 
@@ -25,9 +28,41 @@ recently used images until the cache is no larger than
 ]
 
 
+GROUP = 'maintenance'
+
+#: The state directory's name inside the cache directory, by default.
+#: glance-api counts, lists and deletes only regular files there (and the
+#: entries of incomplete/, invalid/ and queue/): a directory of another
+#: name is never taken for an image.
+DEFAULT_STATE_DIR_NAME = '.cache-maint'
+
+state_opts = [
+    cfg.StrOpt(
+        'state_dir',
+        sample_default='<image_cache_dir>/.cache-maint',
+        help="""
+Directory where cache-maint keeps its own state: the pinned images, the
+record of runs (``GET /v2/cache/runs``, including those of
+``cache-maint-manage``) and the images it evicted recently (so that it can
+tell when glance-api had to download one again). By default it is
+``.cache-maint`` inside ``image_cache_dir``, a directory glance-api never
+counts, lists or deletes; it is created when first needed, readable by its
+owner only. Set it to keep the state elsewhere; its parent must exist and
+be writable by the user cache-maint runs as.
+"""),
+]
+
+
 def register_opts(conf):
     conf.register_opts(maintenance_opts)
+    conf.register_opts(state_opts, group=GROUP)
+
+
+def state_dir(conf):
+    """The state directory ``conf`` names, its default resolved."""
+    return conf.maintenance.state_dir or os.path.join(
+        conf.image_cache_dir, DEFAULT_STATE_DIR_NAME)
 
 
 def list_opts():
-    return {'DEFAULT': maintenance_opts}
+    return {'DEFAULT': maintenance_opts, GROUP: state_opts}

@@ -18,6 +18,10 @@ NODES = 'list_cached_nodes'
 CLEAN = 'cache_clean'
 PRUNE = 'cache_prune'
 RUNS = 'cache_runs'
+STATUS = 'cache_status'
+PIN = 'cache_pin'
+UNPIN = 'cache_unpin'
+PINS_LIST = 'cache_pins_list'
 
 rules = [
     policy.DocumentedRuleDefault(
@@ -55,14 +59,16 @@ rules = [
         check_str=ADMIN,
         scope_types=['project'],
         description='Clean the image cache: remove failed downloads and '
-                    'stalled partial downloads.',
+                    'stalled partial downloads (with ?dry_run=true, list '
+                    'what would go).',
         operations=[{'path': '/v2/cache/clean', 'method': 'POST'}]),
     policy.DocumentedRuleDefault(
         name=PRUNE,
         check_str=ADMIN,
         scope_types=['project'],
         description='Prune the image cache: evict least recently used '
-                    'images until it is under its size limit.',
+                    'images until it is under its size limit (with '
+                    '?dry_run=true, list what would go).',
         operations=[{'path': '/v2/cache/prune', 'method': 'POST'}]),
     # Not one of Glance's: cache-maint's own record of its runs.
     policy.DocumentedRuleDefault(
@@ -72,6 +78,33 @@ rules = [
         description="Show cache-maint's record of its recent clean and "
                     'prune runs.',
         operations=[{'path': '/v2/cache/runs', 'method': 'GET'}]),
+    policy.DocumentedRuleDefault(
+        name=STATUS,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description="Show the image cache's size, limits, downloads in "
+                    'progress, filesystem, pins and the last and next run '
+                    'of each task.',
+        operations=[{'path': '/v2/cache/status', 'method': 'GET'}]),
+    policy.DocumentedRuleDefault(
+        name=PIN,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='Pin an image: prune never evicts it.',
+        operations=[{'path': '/v2/cache/pins/{image_id}', 'method': 'PUT'}]),
+    policy.DocumentedRuleDefault(
+        name=UNPIN,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='Unpin an image: prune may evict it again.',
+        operations=[{'path': '/v2/cache/pins/{image_id}',
+                     'method': 'DELETE'}]),
+    policy.DocumentedRuleDefault(
+        name=PINS_LIST,
+        check_str=ADMIN,
+        scope_types=['project'],
+        description='List the pinned images.',
+        operations=[{'path': '/v2/cache/pins', 'method': 'GET'}]),
 ]
 
 

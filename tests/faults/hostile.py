@@ -31,7 +31,7 @@ def assert_discloses_nothing(reply, *secrets):
         assert str(secret) not in text, (secret, reply)
 
 
-def tree(*roots):
+def tree(*roots, skip=()):
     """Everything about the entries under ``roots`` that a fault could change.
 
     Entries are lstat'ed, never followed: a symlink is recorded by its
@@ -45,18 +45,20 @@ def tree(*roots):
         if not os.path.lexists(root):
             entries[root] = None
             continue
-        for path in _walk(root):
+        for path in _walk(root, skip):
             entries[path] = _describe(path)
     return entries
 
 
-def _walk(root):
+def _walk(root, skip=()):
+    """``root`` and what is under it, less the entries named in ``skip``."""
     yield root
     st = os.lstat(root)
     if not stat.S_ISDIR(st.st_mode):
         return
     for name in sorted(os.listdir(root)):
-        yield from _walk(os.path.join(root, name))
+        if name not in skip:
+            yield from _walk(os.path.join(root, name), skip)
 
 
 def _describe(path):
@@ -75,12 +77,31 @@ def _describe(path):
             detail)
 
 
+#: What a run or a service creates for itself in the cache directory: lock
+#: files, and cache-maint's state (its record of runs, its pins).
+STATE_DIR = '.cache-maint'
+OWN_ENTRIES = ('glance-cache-', 'image_cache_db_init', 'cache-maint-service',
+               STATE_DIR)
+
+
 def cache_tree(cache):
-    """The cache's files, less the lock files a run or a service creates."""
-    return {path: entry for path, entry in tree(cache.path).items()
-            if not os.path.basename(path).startswith(
-                ('glance-cache-', 'image_cache_db_init',
-                 'cache-maint-service'))}
+    """The cache's files, less the service's own (OWN_ENTRIES).
+
+    The cache directory's own entry lists its children without them too:
+    creating the state directory changes nothing of Glance's.
+    """
+    kept = {}
+    # The state is not even walked: its journal comes and goes.
+    for path, entry in tree(cache.path, skip=(STATE_DIR,)).items():
+        if os.path.basename(path).startswith(OWN_ENTRIES):
+            continue
+        if path == cache.path and entry is not None:
+            children = tuple(name for name in entry[-1]
+                             if not name.startswith(OWN_ENTRIES))
+            # Its mtime moves when the state directory is made.
+            entry = entry[:4] + (None, children)
+        kept[path] = entry
+    return kept
 
 
 def snapshot(cache):

@@ -338,7 +338,8 @@ def noauth2_config(tmp_path, bind_host, **api):
     path = settings.write_config(tmp_path / 'cache-maint.conf', {
         'DEFAULT': {'image_cache_dir': cache.path,
                     'image_cache_driver': 'sqlite'},
-        'api': options})
+        'api': options,
+        'metrics': {'bind_port': processes.free_port()}})
     return cache, path, options['bind_port']
 
 

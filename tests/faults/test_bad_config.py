@@ -117,6 +117,16 @@ CASES = {
     'low watermark over the high one': (
         'low_watermark', {},
         {'prune': {'high_watermark': 80, 'low_watermark': 90}}),
+    # cache-maint's own state (issue 14).
+    'state_dir in no directory': (
+        '[maintenance] state_dir', {},
+        {'maintenance': {'state_dir': '{root}/no/such/state'}}),
+    'state_dir is a file': (
+        '[maintenance] state_dir', {},
+        {'maintenance': {'state_dir': '{root}/a-file'}}),
+    'corrupt state database': (
+        'state database {root}/state/state.db is not usable', {},
+        {'maintenance': {'state_dir': '{root}/state'}}),
 }
 
 #: The cases whose configuration itself cannot work: exit status 78
@@ -159,7 +169,8 @@ def write_case(root, case, port):
     options.update(default)
     config = {'DEFAULT': {k: v for k, v in options.items() if v is not None},
               'api': {'bind_host': '127.0.0.1', 'bind_port': port,
-                      'auth_strategy': 'noauth2'}}
+                      'auth_strategy': 'noauth2'},
+              'metrics': {'bind_port': processes.free_port()}}
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
     for values in config.values():
@@ -190,6 +201,9 @@ def make_site(root):
         f.write('"cache_list": [unclosed\n')
     with open(os.path.join(root, 'bad-rule-policy.yaml'), 'w') as f:
         f.write('"cache_list": "role:admin and or"\n')
+    os.mkdir(os.path.join(root, 'state'))
+    with open(os.path.join(root, 'state', 'state.db'), 'wb') as f:
+        f.write(b'\0not an SQLite database' * 64)
 
 
 def refused_start(root, program, case):
@@ -255,7 +269,8 @@ def test_a_listener_already_in_use_is_refused_before_the_cache_is_touched(
             'DEFAULT': {'image_cache_dir': cache.path,
                         'image_cache_driver': 'sqlite'},
             'api': {'bind_host': '127.0.0.1', 'bind_port': port,
-                    'auth_strategy': 'noauth2'}})
+                    'auth_strategy': 'noauth2'},
+            'metrics': {'bind_port': processes.free_port()}})
         before = hostile.tree(tmp_path)
         result = processes.run_script('cache-maint', ['--config-file', config])
     finally:

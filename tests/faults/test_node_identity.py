@@ -47,7 +47,8 @@ def test_a_near_miss_of_a_registered_url_is_refused(
                     'worker_self_reference_url': spelling},
         'database': {'connection': cache.url},
         'api': {'bind_port': processes.free_port(),
-                'auth_strategy': 'noauth2'}})
+                'auth_strategy': 'noauth2'},
+        'metrics': {'bind_port': processes.free_port()}})
     result = processes.run_script('cache-maint', ['--config-file', config])
     assert result.returncode != 0
     assert ('worker_self_reference_url = %s is not registered in '

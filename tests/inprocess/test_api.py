@@ -14,7 +14,7 @@ import webob
 from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import router
 from cache_maint.api import server
-from cache_maint import runs
+from cache_maint import state
 
 from tests.support import apps
 from tests.support import caches
@@ -178,12 +178,14 @@ class TestRunRecord:
         assert api.request('GET', '/v2/cache/runs').json == {'runs': []}
 
     def test_the_record_keeps_the_latest_runs(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(runs, 'RUN_HISTORY', 3)
+        monkeypatch.setattr(state, 'RUN_HISTORY', 3)
         api = API(tmp_path)
         for _ in range(5):
             api.request('POST', '/v2/cache/clean')
         record = api.request('GET', '/v2/cache/runs').json['runs']
         assert len(record) == 3
+        kept = state.StateStore(os.path.join(api.cache.path, '.cache-maint'))
+        assert len(kept.runs(limit=100)) == 3
         assert [r['started_at'] for r in record] == sorted(
             r['started_at'] for r in record)
 

@@ -15,11 +15,13 @@ import pytest
 from cache_maint import cache as cm_cache
 from cache_maint import drivers
 from cache_maint import exception
+from cache_maint import images
 from cache_maint import maintenance
 
 from tests.support import caches
 from tests.support import databases
 from tests.support import plans
+from tests.support import processes
 from tests.support import settings
 
 KIB = caches.KIB
@@ -193,6 +195,97 @@ class TestContract:
         subject = open_cache(cache)
         assert maintenance.prune(subject, 2 * KIB).files == 0
         assert cache.images() == set(ids)
+
+
+class TestSteering:
+    """Dry runs, pins and in-use protection, the same with every driver."""
+
+    def test_dry_run_lists_exactly_what_the_real_prune_evicts(self, cache):
+        ids = fill(cache, 10)
+        # Where files are their own records, no file lacks one.
+        untracked = 0 if cache.records_in_files else 2
+        for _ in range(untracked):
+            cache.add_image(tracked=False)
+        subject = open_cache(cache)
+        preview = maintenance.prune(subject, 5 * KIB, dry_run=True)
+        assert len(cache.images()) == 10 + untracked    # nothing removed
+        answer = preview.to_dict()
+        assert answer['dry_run'] is True
+        planned = [image['image_id'] for image in answer['images']]
+        assert answer['total_files_pruned'] == len(planned) == 5 + untracked
+        real = maintenance.prune(open_cache(cache), 5 * KIB)
+        assert real.removed_ids() == planned
+        assert cache.images() == set(ids[5:])
+        # Glance's metadata comes with each recorded victim.
+        recorded = [i for i in answer['images'] if i['reason'] == 'size']
+        assert [i['image_id'] for i in recorded] == ids[:5]
+        assert all(isinstance(i['hits'], int) and i['last_accessed']
+                   for i in recorded)
+        assert all(i['hits'] is None for i in answer['images']
+                   if i['reason'] == 'untracked')
+
+    def test_dry_run_of_clean_lists_what_clean_removes(self, cache):
+        cache.add_invalid(size=3 * KIB)
+        cache.add_incomplete(size=2 * KIB, age=7200)
+        cache.add_incomplete(size=KIB, age=0)       # a download going on
+        subject = open_cache(cache, image_cache_stall_time=60)
+        preview = maintenance.clean(subject, 60, dry_run=True).to_dict()
+        assert preview['dry_run'] is True
+        assert sorted((f['path'].split('/')[0], f['size'], f['reason'])
+                      for f in preview['files']) == [
+            ('incomplete', 2 * KIB, 'stalled'),
+            ('invalid', 3 * KIB, 'invalid')]
+        assert len(cache.listdir('invalid')) == 1
+        real = maintenance.clean(subject, 60)
+        assert sorted(real.removed_ids()) == sorted(
+            f['path'] for f in preview['files'])
+
+    def test_pinned_image_survives_a_prune_to_zero(self, cache):
+        ids = fill(cache, 4)
+        subject = open_cache(cache)
+        subject.state.pin(ids[0])
+        result = maintenance.prune(subject, 0)
+        assert cache.images() == {ids[0]}
+        assert ids[0] in cache.rows()
+        assert (result.files, result.skipped_pinned) == (3, 1)
+
+    def test_pinned_image_is_kept_and_the_next_goes_instead(self, cache):
+        ids = fill(cache, 4)
+        subject = open_cache(cache)
+        subject.state.pin(ids[0])
+        preview = maintenance.prune(subject, 2 * KIB, dry_run=True)
+        assert [(i['image_id'], i['reason'])
+                for i in preview.to_dict()['images']] == [
+            (ids[0], 'pinned'), (ids[1], 'size'), (ids[2], 'size')]
+        maintenance.prune(subject, 2 * KIB)
+        assert cache.images() == {ids[0], ids[3]}
+
+    def test_explicit_delete_removes_a_pinned_image_and_keeps_its_pin(
+            self, cache):
+        image_id = fill(cache, 1)[0]
+        subject = open_cache(cache)
+        subject.state.pin(image_id)
+        images.delete(subject, image_id)
+        assert cache.images() == set()
+        assert subject.state.pinned_ids() == {image_id}
+
+    def test_image_held_open_is_not_evicted(self, cache):
+        ids = fill(cache, 4)
+        reader = processes.Reader(os.path.join(cache.path, ids[1]))
+        try:
+            subject = open_cache(cache)
+            preview = maintenance.prune(subject, 0, dry_run=True)
+            reasons = {i['image_id']: i['reason']
+                       for i in preview.to_dict()['images']}
+            assert reasons[ids[1]] == 'in_use'
+            result = maintenance.prune(subject, 0)
+        finally:
+            reader.close()
+        assert cache.images() == {ids[1]}
+        assert result.skipped_in_use == 1
+        # Once closed, the next run may evict it.
+        maintenance.prune(subject, 0)
+        assert cache.images() == set()
 
 
 class TestXattr:

@@ -34,6 +34,9 @@ class FakeRunner:
     def clean(self, wait=None, trigger=None):
         self._run('clean', wait, trigger)
 
+    def scheduled(self, task, when):
+        pass
+
     def prune(self, wait=None, trigger=None):
         self._run('prune', wait, trigger)
 

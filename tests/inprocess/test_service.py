@@ -10,7 +10,8 @@ from tests.support import caches
 
 def test_start_up_objects_are_kept_out_of_collections(tmp_path):
     cache = caches.SqliteCache(tmp_path / 'cache')
-    conf = cache.conf(api__bind_port=0, cache_clean_interval=0,
+    conf = cache.conf(api__bind_port=0, metrics__bind_port=0,
+                      cache_clean_interval=0,
                       cache_prune_interval=0,
                       oslo_concurrency__lock_path=str(tmp_path / 'locks'))
     maintenance = service.MaintenanceService(conf)

@@ -56,9 +56,10 @@ def snapshot(cache):
 
 
 def lock_file_names(entries):
-    """Lock files are the service's own; leave them out of comparisons."""
+    """Lock files and the state are the service's own; leave them out."""
     return {k: v for k, v in entries.items()
-            if not k.startswith(('glance-cache-', 'image_cache_db_init'))}
+            if not k.startswith(('glance-cache-', 'image_cache_db_init',
+                                 '.cache-maint/'))}
 
 
 class TestPrune:

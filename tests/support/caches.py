@@ -158,6 +158,19 @@ class FileCache:
     def listdir(self, sub=''):
         return set(os.listdir(os.path.join(self.path, sub)))
 
+    def usage_by_state(self):
+        """{state: (files, bytes)}, counted here file by file.
+
+        The cached images, and the files of incomplete/, invalid/, queue/.
+        """
+        usage = {'cached': (len(self.images()), self.size())}
+        for sub, state in (('incomplete', 'incomplete'),
+                           ('invalid', 'invalid'), ('queue', 'queued')):
+            sizes = [os.path.getsize(os.path.join(self.path, sub, name))
+                     for name in self.listdir(sub)]
+            usage[state] = (len(sizes), sum(sizes))
+        return usage
+
     def size(self):
         """Bytes of the images now; one removed meanwhile counts nothing."""
         total = 0

@@ -24,8 +24,9 @@ class Daemon:
 
     The file holds [DEFAULT] ``options`` (over test-friendly defaults),
     [api] ``api`` (loopback, a free port, noauth2), [prune] ``watch =
-    false`` and any other ``sections``; ``config_files`` are read before
-    it, as glance-api.conf is in production.
+    false``, [metrics] ``bind_port`` (a free port, ``metrics_port``) and
+    any other ``sections``; ``config_files`` are read before it, as
+    glance-api.conf is in production.
     """
 
     def __init__(self, workdir, cache_dir, api=None, sections=None,
@@ -33,6 +34,8 @@ class Daemon:
         self.workdir = str(workdir)
         self.cache_dir = str(cache_dir)
         self.port = processes.free_port()
+        # Metrics on a port of its own: daemons run side by side.
+        self.metrics_port = processes.free_port()
         self.config_files = [str(path) for path in config_files]
         self.config_path = os.path.join(self.workdir, 'cache-maint.conf')
         self.log_path = os.path.join(self.workdir, 'cache-maint.log')
@@ -76,7 +79,8 @@ class Daemon:
         # wants it turns it on (tests/processes/test_watch.py), the others
         # keep their prunes to the timer and the API.
         self._written = {'DEFAULT': default, 'api': api_options,
-                         'prune': {'watch': 'false'}}
+                         'prune': {'watch': 'false'},
+                         'metrics': {'bind_port': self.metrics_port}}
         self._write()
 
     def add_sections(self, sections):

@@ -12,7 +12,9 @@ from cache_maint.api import listing
 from cache_maint.api import util
 from cache_maint import cachedir
 from cache_maint import images
+from cache_maint import pins
 from cache_maint.policies import cache as policies
+from cache_maint import state
 
 
 def _no_content(status=204):
@@ -29,11 +31,13 @@ class CacheHandlers:
     ``task_wait`` is ``[api] task_wait_timeout``.
     """
 
-    def __init__(self, cache, runner, flights, task_wait):
+    def __init__(self, cache, runner, flights, task_wait, status=None):
         self._cache = cache
         self._runner = runner
         self._flights = flights
         self._task_wait = task_wait
+        #: status() makes the GET /v2/cache/status document.
+        self._status = status
 
     def list_cache(self, req):
         """GET /v2/cache : the cached images and the queue."""
@@ -84,17 +88,59 @@ class CacheHandlers:
         """Share the next run of a task, waiting for a run held elsewhere.
 
         The server serves these requests from threads of their own (see
-        router.WAITING): waiting here holds up no other request.
+        router.WAITING): waiting here holds up no other request. With
+        ``?dry_run=true``, nothing is removed and nothing waited for: the
+        answer lists what a run would remove now.
         """
+        util.only_params(req, ('dry_run',))
+        dry_run = util.bool_param(req, 'dry_run')
         util.read_empty_body(req)
-        result = self._flights.run(task, wait=self._task_wait)
+        if dry_run:
+            result = self._runner.preview(task)
+        else:
+            result = self._flights.run(task, wait=self._task_wait)
         return util.json_response(200, result.to_dict())
 
     def list_runs(self, req):
-        """GET /v2/cache/runs : recent clean and prune runs, oldest first."""
+        """GET /v2/cache/runs : recent runs, oldest first.
+
+        ``?task=clean|prune`` keeps one task's; ``?limit=N`` the N most
+        recent.
+        """
         util.context(req).can(policies.RUNS)
-        return util.json_response(200, {'runs': [
-            r.to_dict() for r in self._runner.runs()]})
+        util.only_params(req, ('task', 'limit'))
+        task = util.choice_param(req, 'task', ('clean', 'prune'))
+        limit = util.int_param(req, 'limit', 1, state.RUN_HISTORY,
+                               state.RUN_HISTORY)
+        return util.json_response(200, {'runs': self._runner.runs(
+            task=task, limit=limit)})
+
+    def show_status(self, req):
+        """GET /v2/cache/status : the cache, its limits and its tasks."""
+        util.context(req).can(policies.STATUS)
+        util.only_params(req, ())
+        return util.json_response(200, self._status())
+
+    def list_pins(self, req):
+        """GET /v2/cache/pins : the images prune never evicts."""
+        util.context(req).can(policies.PINS_LIST)
+        util.only_params(req, ())
+        return util.json_response(200, {'pins': pins.list_pins(self._cache)})
+
+    def pin_image(self, req, image_id):
+        """PUT /v2/cache/pins/{image_id} : pin an image (201, or 200)."""
+        util.context(req).can(policies.PIN)
+        util.only_params(req, ())
+        note = util.read_json_object(req, {'note': str}).get('note')
+        pin, created = pins.pin(self._cache, image_id, note)
+        return util.json_response(201 if created else 200, pin)
+
+    def unpin_image(self, req, image_id):
+        """DELETE /v2/cache/pins/{image_id} : unpin an image (404 if not)."""
+        util.context(req).can(policies.UNPIN)
+        util.only_params(req, ())
+        pins.unpin(self._cache, image_id)
+        return _no_content()
 
     def show_image_reference(self, req, image_id):
         """GET /v2/images/{image_id} : the image reference clients look up.
