@@ -1,1 +1,2 @@
-"""The openstack CLI's ``cache clean`` and ``cache prune`` commands."""
+"""The openstack CLI's ``cache clean|prune`` (with ``--dry-run``) and
+``cache pin|unpin|pin list`` commands."""
