@@ -64,6 +64,20 @@ def check_image_id(image_id):
     return image_id
 
 
+def printable(name):
+    """A file name fit for a log line and for JSON: escaped, one line.
+
+    A name that is no UTF-8 (kept by Python as lone surrogates) or holds
+    control characters (a newline would forge a log line) is written with
+    backslash escapes.
+    """
+    text = name.encode('utf-8', 'surrogateescape').decode(
+        'utf-8', 'backslashreplace')
+    if text.isprintable():
+        return text
+    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def is_inside(directory, path):
     """True if ``path`` is ``directory`` or lies under it, links resolved.
 

@@ -5,13 +5,14 @@ it then frees no space until the stream ends (the blocks stay allocated
 while the file is open) and makes the next request for that image a miss:
 prune leaves such images for a later run.
 
-The scan reads the open descriptors of every process once (``/proc/<pid>/fd``
-links); it never looks per file. Only the processes this one may inspect are
-seen: its own user's, or all of them as root. A process of the cache's owner
-whose descriptors cannot be read (``hidepid``, a container boundary, a
-hardening policy) is a process that could be streaming an image unseen: the
-scan then protects what it found and warns, once per process lifetime, that
-the protection is partial.
+The scan reads the open descriptors of the processes of the cache's owner
+(and of this service's user) once (``/proc/<pid>/fd`` links); it never looks
+per file. Another user's process holding an image open (a cache file is
+usually world-readable) does not keep it: it could hold eviction off for
+good. A process of the cache's owner whose descriptors cannot be read
+(``hidepid``, a container boundary, a hardening policy) could be streaming
+an image unseen: the scan then protects what it found and warns, once per
+process lifetime, that the protection is partial.
 """
 
 import os
@@ -50,20 +51,27 @@ def open_images(cache_dir, proc=PROC):
         _warn_once('Cannot scan %s for open images (%s)', proc, e.strerror)
         return set()
     own = str(os.getpid())
+    # glance-api runs as the cache's owner (or as this service's user):
+    # another user reading the cache's files must not hold eviction off.
+    users = {owner, os.geteuid()}
     found = set()
     hidden = 0
     for pid in pids:
         if pid == own:
             continue
+        try:
+            if os.stat(os.path.join(proc, pid)).st_uid not in users:
+                continue
+        except OSError:
+            continue        # the process ended meanwhile
         fd_dir = os.path.join(proc, pid, 'fd')
         try:
             fds = os.listdir(fd_dir)
         except PermissionError:
-            if _owned_by(proc, pid, owner):
-                hidden += 1
+            hidden += 1
             continue
         except OSError:
-            continue        # the process ended meanwhile
+            continue
         for fd in fds:
             try:
                 target = os.readlink(os.path.join(fd_dir, fd))
@@ -77,10 +85,3 @@ def open_images(cache_dir, proc=PROC):
         _warn_once('Cannot see the open files of %d processes of the '
                    "cache's owner (uid %d)", hidden, owner)
     return found
-
-
-def _owned_by(proc, pid, uid):
-    try:
-        return os.stat(os.path.join(proc, pid)).st_uid == uid
-    except OSError:
-        return False

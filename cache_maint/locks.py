@@ -228,11 +228,23 @@ class ServiceLock:
 
 
 def service_running(conf):
-    """True if a cache-maint service holds this cache's service lock."""
+    """True if a cache-maint service holds this cache's service lock.
+
+    Only looks: the lock file is opened for reading and never made, and
+    a shared lock is tried (the service holds an exclusive one). None if
+    that cannot be told.
+    """
+    path = os.path.join(lock_path(conf), SERVICE_LOCK_NAME)
     try:
-        ServiceLock(conf).release()
-    except exception.AlreadyRunning:
-        return True
-    except exception.CacheDirError:
-        return None         # cannot tell
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return True if e.errno in (errno.EAGAIN, errno.EACCES) else None
+    finally:
+        os.close(fd)        # closing releases the shared lock
     return False

@@ -161,7 +161,8 @@ def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
         if stop_event is not None and stop_event.is_set():
             break
         step = files.remove_from(subdir, select)
-        removed += [('%s/%s' % (subdir, name), size, reason)
+        removed += [('%s/%s' % (subdir, cachedir.printable(name)), size,
+                     reason)
                     for name, size in zip(step.removed, step.removed_sizes)]
         failures += len(step.failed)
         if step.fatal:
@@ -183,7 +184,7 @@ def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
 def _preview_clean(cache, steps):
     """What clean would remove now, removing nothing."""
     planned = tuple(
-        ('%s/%s' % (subdir, name), size, reason)
+        ('%s/%s' % (subdir, cachedir.printable(name)), size, reason)
         for subdir, reason, select in steps
         for name, size in cache.files.list_from(subdir, select))
     recorded, files = cache.snapshot()
@@ -321,53 +322,102 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
               '%s', size, len(files), max_size, needs)
     if dry_run:
         return _preview_prune(cache, plan, needs, size)
-    pruned = freed = failures = 0
-    removed = []
-    stopped = False
+    done = _Progress(size)
     pacer = pacing.Pacer(max_delete_rate, stop_event) \
         if max_delete_rate else None
     step = pacer.step if pacer else None
-    with evictor.Evictor(cache, pacer) as evict:
-        batch = plan.next(needs, evict.batch_size, step)
-        while batch:
-            if stop_event is not None and stop_event.is_set():
-                stopped = True
-                break
-            # The batch after this one, if this one is removed whole.
-            ahead = plan.next(needs.minus(batch), evict.batch_size, step) \
-                if evict.overlaps else []
-            try:
-                removal = evict.remove(batch, ahead)
-            except exception.MetadataError as e:
-                raise exception.MetadataError(
-                    'removed %d images, then could not delete the records '
-                    'of the next ones, whose files are all still there: %s'
-                    % (pruned, e)) from e
-            if removal.fatal:
-                raise exception.CacheDirError(removal.fatal)
-            pruned += len(removal.removed)
-            freed += removal.bytes_freed
-            failures += len(removal.failed)
-            removed += [(image_id, files[image_id].size,
-                         plan.reasons[image_id])
-                        for image_id in removal.removed]
-            needs = needs.minus([files[image_id] for image_id
-                                 in removal.removed + removal.vanished])
-            size -= sum(files[image_id].size for image_id
-                        in removal.removed + removal.vanished)
-            batch = ahead or plan.next(needs, evict.batch_size, step)
-        stopped = stopped or bool(pacer and pacer.stopping and needs.any())
-
-    result = PruneResult(
-        files=pruned, bytes=freed, size_before=size_before, size_after=size,
-        failures=failures, stopped=stopped,
-        by_reason=_by_reason((size, reason) for _, size, reason in removed),
-        skipped_young=plan.skipped[YOUNG],
-        skipped_pinned=plan.skipped[PINNED],
-        skipped_in_use=plan.skipped[IN_USE],
-        paced_seconds=pacer.waited if pacer else 0.0, removed=tuple(removed))
+    pins = _PinWatch(cache.state, pinned)
+    try:
+        with evictor.Evictor(cache, pacer) as evict:
+            batch = plan.next(needs, evict.batch_size, step)
+            while batch:
+                if stop_event is not None and stop_event.is_set():
+                    done.stopped = True
+                    break
+                # A pin made while this prune runs holds from its next
+                # batch on.
+                batch = plan.drop(batch, pins.added())
+                if not batch:
+                    batch = plan.next(needs, evict.batch_size, step)
+                    continue
+                # The batch after this one, if this one is removed whole.
+                ahead = plan.next(needs.minus(batch), evict.batch_size,
+                                  step) if evict.overlaps else []
+                try:
+                    removal = evict.remove(batch, ahead)
+                except exception.MetadataError as e:
+                    raise exception.MetadataError(
+                        'removed %d images, then could not delete the '
+                        'records of the next ones, whose files are all '
+                        'still there: %s' % (len(done.removed), e)) from e
+                if removal.fatal:
+                    raise exception.CacheDirError(removal.fatal)
+                done.add(removal, files, plan.reasons)
+                needs = needs.minus([files[image_id] for image_id
+                                     in removal.removed + removal.vanished])
+                batch = ahead or plan.next(needs, evict.batch_size, step)
+            done.stopped = done.stopped or bool(
+                pacer and pacer.stopping and needs.any())
+    except exception.CacheMaintError as e:
+        # What it removed before it failed is recorded and logged too.
+        e.partial = done.result(size_before, plan, pacer)
+        raise
+    result = done.result(size_before, plan, pacer)
     _log_prune(result, max_size, needs)
     return result
+
+
+class _Progress:
+    """What a prune removed so far."""
+
+    def __init__(self, size):
+        self.size = size
+        self.removed = []       # [(image_id, bytes, reason)]
+        self.freed = self.failures = 0
+        self.stopped = False
+
+    def add(self, removal, files, reasons):
+        self.removed += [(image_id, files[image_id].size, reasons[image_id])
+                         for image_id in removal.removed]
+        self.freed += removal.bytes_freed
+        self.failures += len(removal.failed)
+        self.size -= sum(files[image_id].size for image_id
+                         in removal.removed + removal.vanished)
+
+    def result(self, size_before, plan, pacer):
+        return PruneResult(
+            files=len(self.removed), bytes=self.freed,
+            size_before=size_before, size_after=self.size,
+            failures=self.failures, stopped=self.stopped,
+            by_reason=_by_reason((size, reason)
+                                 for _, size, reason in self.removed),
+            skipped_young=plan.skipped[YOUNG],
+            skipped_pinned=plan.skipped[PINNED],
+            skipped_in_use=plan.skipped[IN_USE],
+            paced_seconds=pacer.waited if pacer else 0.0,
+            removed=tuple(self.removed))
+
+
+class _PinWatch:
+    """The pins made since a prune read them: one stat a batch.
+
+    The pins are read again only when the state database changed.
+    """
+
+    def __init__(self, state, pinned):
+        self._state = state
+        self._known = set(pinned)
+        self._version = state.version()
+
+    def added(self):
+        version = self._state.version()
+        if version == self._version:
+            return ()
+        self._version = version
+        pinned = self._state.pinned_ids()
+        added = pinned - self._known
+        self._known |= added
+        return added
 
 
 def _preview_prune(cache, plan, needs, size):
@@ -458,8 +508,7 @@ class _Planner:
         young_after = self._now - min_age
         candidates = self._candidates
         protected = self._protected
-        # A list that forgets, unless the order is kept.
-        order = self.order if self.order is not None else _Discard()
+        order = self.order      # None unless a dry run keeps it
         batch = []
         batch_bytes = 0
         byte_cap = float('inf') if max_bytes is None else max_bytes
@@ -483,16 +532,19 @@ class _Planner:
             else:
                 if young and (size_due > 0 or count_due > 0):
                     self.skipped[YOUNG] += 1
-                    order.append((cached.image_id, cached.size, YOUNG))
+                    if order is not None:
+                        order.append((cached.image_id, cached.size, YOUNG))
                 continue
             kept = protected.get(cached.image_id)
             if kept is not None:
                 self.skipped[kept] += 1
-                order.append((cached.image_id, cached.size, kept))
+                if order is not None:
+                    order.append((cached.image_id, cached.size, kept))
                 continue
             if self._position <= self._untracked:
                 reason = evict_targets.UNTRACKED
-            order.append((cached.image_id, cached.size, reason))
+            if order is not None:
+                order.append((cached.image_id, cached.size, reason))
             batch.append(cached)
             batch_bytes += cached.size
             self.reasons[cached.image_id] = reason
@@ -504,17 +556,23 @@ class _Planner:
     def keep_order(self):
         self.order = []
 
+    def drop(self, batch, pinned):
+        """``batch`` less the images in ``pinned``, kept from now on."""
+        if not pinned:
+            return batch
+        self._protected.update(dict.fromkeys(pinned, PINNED))
+        kept = []
+        for cached in batch:
+            if cached.image_id in pinned:
+                self.skipped[PINNED] += 1
+                del self.reasons[cached.image_id]
+            else:
+                kept.append(cached)
+        return kept
+
     def _idle(self, cached, idle_time):
         last_read = self._last_read.get(cached.image_id)
         return last_read is not None and self._now - last_read > idle_time
-
-
-class _Discard:
-    """Takes what a list would, keeps nothing."""
-
-    @staticmethod
-    def append(item):
-        pass
 
 
 def _log_prune(result, max_size, needs):
@@ -539,7 +597,9 @@ def _log_prune(result, max_size, needs):
         LOG.info('Prune stopped early on request; the next run finishes it')
     elif needs.any():
         LOG.warning('The image cache still misses a target (to shed: %s): %d '
-                    'images could not be removed, and the rest are recent '
-                    'downloads still in their %d s grace period or younger '
-                    'than [prune] min_age', needs, result.failures,
+                    'images could not be removed, %d are pinned, %d held '
+                    'open, %d younger than [prune] min_age, and the rest are '
+                    'recent downloads still in their %d s grace period',
+                    needs, result.failures, result.skipped_pinned,
+                    result.skipped_in_use, result.skipped_young,
                     IN_FLIGHT_GRACE)

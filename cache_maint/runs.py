@@ -99,13 +99,12 @@ class TaskRunner:
             unsaved = [r.to_dict() for r in self._unsaved]
             mine = [r.to_dict() for r in self._runs]
         try:
+            # In the order they were recorded, whatever the clock said.
             records = self.cache.state.runs(task=task, limit=limit) + unsaved
         except exception.StateError as e:
             LOG.warning('Showing only the runs of this process: %s', e)
             records = mine
-        records = sorted((r for r in records if task in (None, r['task'])),
-                         key=lambda r: r['finished_at'])
-        return records[-limit:]
+        return [r for r in records if task in (None, r['task'])][-limit:]
 
     def last_runs(self):
         """{task: its most recent run record (a dict)}, for those that ran."""
@@ -188,7 +187,12 @@ class TaskRunner:
             except exception.CacheMaintError as e:
                 LOG.error('%s run (%s) failed: %s', task.capitalize(),
                           trigger, e)
-                self._record(task, trigger, started, 'failed', error=e)
+                # What it removed before it failed (prune says).
+                partial = getattr(e, 'partial', None)
+                self._record(task, trigger, started, 'failed', error=e,
+                             result=partial)
+                if partial is not None:
+                    self._after(task, partial)
                 raise
             except Exception as e:
                 LOG.exception('%s run (%s) failed unexpectedly',
@@ -200,14 +204,18 @@ class TaskRunner:
             self._record(task, trigger, started,
                          'stopped' if getattr(result, 'stopped', False)
                          else 'succeeded', result=result)
+        self._after(task, result)
+        LOG.debug('%s run (%s) took %.3f s', task.capitalize(), trigger,
+                  time.monotonic() - clock)
+        return result
+
+    def _after(self, task, result):
+        """Once the locks are free: log what went, remember the evicted."""
         _log_removed(task, result.removed_ids())
         if task == 'prune' and result.removed:
             self._remember_evicted(result.removed)
         if self.after_run is not None:
             self.after_run()
-        LOG.debug('%s run (%s) took %.3f s', task.capitalize(), trigger,
-                  time.monotonic() - clock)
-        return result
 
     def _take_locks(self, stack, task, wait, trigger, give_up=None):
         """Hold the task's locks for the rest of ``stack``.

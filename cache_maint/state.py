@@ -19,7 +19,6 @@ import errno
 import json
 import os
 import sqlite3
-import threading
 import time
 import urllib.parse
 
@@ -45,8 +44,10 @@ MAX_PINS = 10000
 SUCCEEDED = 'succeeded'
 _LAST_SUCCESS = 'last_success:%s'
 
-#: Seconds a writer waits for the other process's transaction.
+#: Seconds a writer, and a reader, wait for the other process's
+#: transaction. A reader answers a request: it waits less.
 BUSY_TIMEOUT = 10
+READ_TIMEOUT = 2
 
 _SCHEMA = (
     'CREATE TABLE IF NOT EXISTS pins ('
@@ -70,16 +71,15 @@ _SCHEMA = (
 class StateStore:
     """The state database of one cache, made when first used.
 
-    Thread-safe: one use at a time, under a lock. A failure raises
-    StateError naming the file; the next use makes the directory and the
-    tables again if they are gone.
+    Thread-safe: every use has a connection of its own. Reads create
+    nothing; the first write makes the directory and the tables, again if
+    they are gone. A failure raises StateError naming the file.
     """
 
     def __init__(self, directory):
         self.directory = directory
         self.path = os.path.join(directory, FILENAME)
         self._ready = False     # the directory and the tables are there
-        self._lock = threading.Lock()
 
     # -- pins ---------------------------------------------------------
 
@@ -87,20 +87,23 @@ class StateStore:
         """Pin an image; (pin, created). An existing pin keeps its time.
 
         A note given again replaces the old one; an empty one keeps it.
+        One statement inserts, so two processes pinning at once neither
+        fail nor go beyond MAX_PINS.
         """
         now = time.time() if now is None else now
         with self._transaction() as db:
+            created = db.execute(
+                'INSERT OR IGNORE INTO pins SELECT ?, ?, ? WHERE '
+                '(SELECT count(*) FROM pins) < ?',
+                (image_id, now, note, MAX_PINS)).rowcount == 1
+            if created:
+                return _pin(image_id, now, note), True
             row = db.execute('SELECT image_id, pinned_at, note FROM pins '
                              'WHERE image_id = ?', (image_id,)).fetchone()
             if row is None:
-                count, = db.execute('SELECT count(*) FROM pins').fetchone()
-                if count >= MAX_PINS:
-                    raise exception.TooManyPins(
-                        '%d images are pinned already, the most there may '
-                        'be' % count, limit=MAX_PINS)
-                db.execute('INSERT INTO pins VALUES (?, ?, ?)',
-                           (image_id, now, note))
-                return _pin(image_id, now, note), True
+                raise exception.TooManyPins(
+                    '%d images are pinned already, the most there may be'
+                    % MAX_PINS, limit=MAX_PINS)
             if note and note != row[2]:
                 db.execute('UPDATE pins SET note = ? WHERE image_id = ?',
                            (note, image_id))
@@ -115,14 +118,24 @@ class StateStore:
 
     def pins(self):
         """Every pin, oldest first."""
-        with self._transaction() as db:
-            return [_pin(*row) for row in db.execute(
-                'SELECT image_id, pinned_at, note FROM pins '
-                'ORDER BY pinned_at, image_id')]
+        return [_pin(*row) for row in self._read(
+            'SELECT image_id, pinned_at, note FROM pins '
+            'ORDER BY pinned_at, image_id')]
+
+    def version(self):
+        """What changes whenever the database is written; None if none.
+
+        A stat: cheap enough to ask once a batch whether the pins may have
+        changed.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def pinned_ids(self):
-        with self._transaction() as db:
-            return {row[0] for row in db.execute('SELECT image_id FROM pins')}
+        return {row[0] for row in self._read('SELECT image_id FROM pins')}
 
     # -- runs ---------------------------------------------------------
 
@@ -164,22 +177,18 @@ class StateStore:
             args.append(task)
         query += ' ORDER BY id DESC LIMIT ?'
         args.append(limit)
-        with self._transaction() as db:
-            rows = db.execute(query, args).fetchall()
-        return _records(reversed(rows))
+        return _records(reversed(self._read(query, args)))
 
     def last_runs(self):
         """{task: its most recent run record}."""
-        with self._transaction() as db:
-            rows = db.execute('SELECT record FROM runs WHERE id IN (SELECT '
-                              'max(id) FROM runs GROUP BY task)').fetchall()
+        rows = self._read('SELECT record FROM runs WHERE id IN (SELECT '
+                          'max(id) FROM runs GROUP BY task)')
         return {record['task']: record for record in _records(rows)}
 
     def last_successes(self):
         """{task: its most recent successful run}, however old."""
-        with self._transaction() as db:
-            rows = db.execute('SELECT value FROM service WHERE name LIKE ?',
-                              (_LAST_SUCCESS % '%',)).fetchall()
+        rows = self._read('SELECT value FROM service WHERE name LIKE ?',
+                          (_LAST_SUCCESS % '%',))
         return {record['task']: record for record in _records(rows)}
 
     # -- evicted images -------------------------------------------------
@@ -224,10 +233,8 @@ class StateStore:
 
     def evicted_since(self, since):
         """{image_id: evicted_at} of the images evicted after ``since``."""
-        with self._transaction() as db:
-            return dict(db.execute(
-                'SELECT image_id, evicted_at FROM evictions WHERE '
-                'evicted_at >= ?', (since,)).fetchall())
+        return dict(self._read('SELECT image_id, evicted_at FROM evictions '
+                               'WHERE evicted_at >= ?', (since,)))
 
     # -- what the service says of itself --------------------------------
 
@@ -238,36 +245,66 @@ class StateStore:
                        (name, json.dumps(value, sort_keys=True)))
 
     def get(self, name, default=None):
-        with self._transaction() as db:
-            row = db.execute('SELECT value FROM service WHERE name = ?',
-                             (name,)).fetchone()
-        value = _loads(row[0]) if row is not None else None
+        rows = self._read('SELECT value FROM service WHERE name = ?',
+                          (name,))
+        value = _loads(rows[0][0]) if rows else None
         return default if value is None else value
 
     # -- the database ---------------------------------------------------
 
-    @contextlib.contextmanager
-    def _transaction(self):
-        """A connection in a transaction, closed after it.
+    def _read(self, query, args=()):
+        """The rows of a query; none where nothing was written yet.
 
-        A connection per use: the state is used a few times a minute, and
-        no descriptor stays open in the cache directory between uses (one
-        would keep its filesystem from being unmounted, and keep a removed
-        state directory alive).
+        Reading creates nothing: a command that only looks (status, pins,
+        a dry run), or a prune on a full disk, leaves no file behind.
         """
-        with self._lock:
-            db = None
+        self._refuse_links()
+        if not os.path.exists(self.path):
+            return []
+        db = None
+        try:
             try:
-                db = self._connect()
-                with db:
-                    yield db
-            except sqlite3.Error as e:
-                self._ready = False
-                raise exception.StateError(
-                    'state database %s is not usable: %s' % (self.path, e))
-            finally:
+                db = sqlite3.connect(
+                    'file:%s?mode=ro' % urllib.parse.quote(self.path),
+                    uri=True, timeout=READ_TIMEOUT)
+                return db.execute(query, args).fetchall()
+            except sqlite3.OperationalError as e:
+                if str(e).startswith('no such table'):
+                    return []
                 if db is not None:
                     db.close()
+                # A journal left by a crash needs a writer to roll it
+                # back first.
+                db = sqlite3.connect(self.path, timeout=READ_TIMEOUT)
+                return db.execute(query, args).fetchall()
+        except sqlite3.Error as e:
+            raise exception.StateError(
+                'state database %s is not usable: %s' % (self.path, e))
+        finally:
+            if db is not None:
+                db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A connection in a write transaction, closed after it.
+
+        A connection per use, and no lock of this process's held while
+        SQLite waits for another's: the state is used a few times a minute,
+        and no descriptor stays open in the cache directory between uses
+        (one would keep its filesystem from being unmounted).
+        """
+        db = None
+        try:
+            db = self._connect()
+            with db:
+                yield db
+        except sqlite3.Error as e:
+            self._ready = False
+            raise exception.StateError(
+                'state database %s is not usable: %s' % (self.path, e))
+        finally:
+            if db is not None:
+                db.close()
 
     def _connect(self):
         """Open the database; make it first if it is not there.
@@ -275,6 +312,7 @@ class StateStore:
         It may have gone since the last use: the cache directory it lives
         in by default may have been removed and made again.
         """
+        self._refuse_links()
         if self._ready and os.path.exists(self.path):
             return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
         self._make_directory()
@@ -286,8 +324,35 @@ class StateStore:
         except sqlite3.Error:
             db.close()
             raise
+        self._hand_over(self.path)
         self._ready = True
         return db
+
+    def _refuse_links(self):
+        """Never follow a symlink planted as the directory or the file."""
+        for path in (self.directory, self.path):
+            if os.path.islink(path):
+                raise exception.StateError(
+                    '%s ([maintenance] state_dir) is a symbolic link; '
+                    'cache-maint does not follow it' % path)
+
+    def _hand_over(self, path):
+        """Run as root, give what it made to the owner of the parent.
+
+        So that the service, run as the cache's owner, can use the state
+        that a root ``cache-maint-manage`` made first.
+        """
+        if os.geteuid() != 0:
+            return
+        try:
+            owner = os.stat(os.path.dirname(self.directory))
+            st = os.lstat(path)
+            if st.st_uid == 0 and owner.st_uid != 0:
+                os.chown(path, owner.st_uid, owner.st_gid,
+                         follow_symlinks=False)
+        except OSError as e:
+            LOG.warning('Cannot give %s to the owner of its directory: %s',
+                        path, e)
 
     def _make_directory(self):
         """Create the state directory (readable by its owner only).
@@ -304,6 +369,8 @@ class StateStore:
                 'cannot create the state directory %s ([maintenance] '
                 'state_dir): %s' % (self.directory, os.strerror(
                     e.errno or errno.EIO)))
+        else:
+            self._hand_over(self.directory)
         if not os.path.isdir(self.directory):
             raise exception.StateError(
                 'the state directory %s ([maintenance] state_dir) is not a '
@@ -366,10 +433,26 @@ def _loads(text):
         return None
 
 
+#: What every run record holds, and of which types: a record without them
+#: (mangled, or written by something else) is left out.
+_RECORD_FIELDS = {'id': int, 'task': str, 'trigger': str, 'outcome': str,
+                  'started_at': (int, float), 'finished_at': (int, float)}
+
+
 def _records(rows):
-    """The run records of ``rows``, less any that is not a JSON object."""
-    return [record for record in (_loads(row[0]) for row in rows)
-            if isinstance(record, dict) and 'task' in record]
+    """The run records of ``rows``, less any that is not one."""
+    records = []
+    for row in rows:
+        record = _loads(row[0])
+        if isinstance(record, dict) and all(
+                isinstance(record.get(key), kind) and not isinstance(
+                    record.get(key), bool)
+                for key, kind in _RECORD_FIELDS.items()):
+            records.append(record)
+        elif record is not None:
+            LOG.warning('Ignoring a run record of the state database that '
+                        'lacks what cache-maint writes: %r', row[0][:80])
+    return records
 
 
 def _pin(image_id, pinned_at, note):

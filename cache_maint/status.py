@@ -16,6 +16,7 @@ import time
 
 from cache_maint import cachedir
 from cache_maint import exception
+from cache_maint import locks
 from cache_maint import targets as evict_targets
 
 #: The state's name for what the service says of itself.
@@ -47,6 +48,18 @@ def record_next_run(cache, task, when):
     _put(cache, _NEXT_RUN % task, when)
 
 
+def service_started_at(cache, conf):
+    """When the service running on this cache started; None if none runs.
+
+    What a prune from the command line counts idle time from, as the
+    service's own prunes do.
+    """
+    if not locks.service_running(conf):
+        return None
+    service = _get(cache, SERVICE) or {}
+    return service.get('started_at')
+
+
 def record_stop(cache):
     service = _get(cache, SERVICE)
     if service is not None and service.get('pid') == os.getpid():
@@ -71,12 +84,14 @@ def _put(cache, name, value):
         pass        # status then shows no schedule; runs log the fault
 
 
-def status(conf, cache, runner, watching=None, service_running=None):
+def status(conf, cache, runner, watching=None, service_running=None,
+           public=True):
     """The status document.
 
     ``watching`` says whether the watcher is active (None: ask the state,
     as another process does); ``service_running`` whether the service
-    runs (None: this is the service).
+    runs (None: this is the service). ``public`` errors name no host path
+    (the API's); the command line says all.
     """
     service = _get(cache, SERVICE) or {}
     running = True if service_running is None else service_running
@@ -92,7 +107,7 @@ def status(conf, cache, runner, watching=None, service_running=None):
                        'last_run': _summary(last.get(task)),
                        'next_run': _get(cache, _NEXT_RUN % task)
                        if every and running else None}
-    return {'cache': _cache_part(conf, cache),
+    return {'cache': _cache_part(conf, cache, public),
             'driver': cache.metadata.name,
             'tasks': tasks,
             'watcher': {'enabled': conf.prune.watch, 'active': watching},
@@ -110,7 +125,7 @@ def _summary(record):
     return {key: record.get(key) for key in keys}
 
 
-def _cache_part(conf, cache):
+def _cache_part(conf, cache, public):
     targets = evict_targets.Targets.from_conf(conf)
     part = {'max_size_bytes': targets.max_size,
             'high_watermark_bytes': targets.high_mark,
@@ -121,7 +136,7 @@ def _cache_part(conf, cache):
         avail, total = cache.files.filesystem()
         usage = cache.files.usage()
     except exception.CacheMaintError as e:
-        part['error'] = e.public_message
+        part['error'] = e.public_message if public else str(e)
     else:
         part.update(
             size_bytes=sum(f.size for f in images.values()),
@@ -132,8 +147,9 @@ def _cache_part(conf, cache):
             filesystem={'avail_bytes': avail, 'total_bytes': total},
             min_free_space_bytes=targets.free_space_floor(total))
     try:
+        cache.state.check_usable()
         part['pins'] = len(cache.state.pinned_ids())
     except exception.StateError as e:
         part['pins'] = None
-        part['state_error'] = e.public_message
+        part['state_error'] = e.public_message if public else str(e)
     return part

@@ -36,7 +36,9 @@ def _run(conf, cache, stop, task):
     command exits with its error: its record says how it ended. With
     ``--dry-run``, nothing is removed: what would be is printed.
     """
-    task_runner = runs.TaskRunner(conf, cache, stop)
+    task_runner = runs.TaskRunner(
+        conf, cache, stop,
+        idle_since=status.service_started_at(cache, conf))
     if conf.command.dry_run:
         _print_preview(conf, task, task_runner.preview(task))
         return None
@@ -143,7 +145,7 @@ def _pins(conf, cache, stop):
 def _status(conf, cache, stop):
     document = status.status(
         conf, cache, runs.TaskRunner(conf, cache, stop),
-        service_running=locks.service_running(conf))
+        service_running=locks.service_running(conf), public=False)
     if conf.command.format == 'json':
         _print_json(document)
         return
@@ -279,7 +281,9 @@ def main(argv=None):
     cache = None
     try:
         cache = cm_cache.Cache.from_conf(conf)
-        if conf.command.name in NEEDS_CACHE:
+        if getattr(conf.command, 'dry_run', False):
+            cache.check()       # a dry run creates nothing
+        elif conf.command.name in NEEDS_CACHE:
             cache.setup()
         startup.freeze_start_up_objects()
         COMMANDS[conf.command.name](conf, cache, stop)

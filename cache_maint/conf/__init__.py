@@ -3,6 +3,7 @@ parsed configuration before anything acts on it.
 """
 
 import ipaddress
+import os
 import socket
 
 from oslo_concurrency import lockutils
@@ -67,6 +68,7 @@ def check(conf):
             '[prune] low_watermark = %d exceeds [prune] high_watermark = %d: '
             'prune evicts down to the low one once over the high one'
             % (conf.prune.low_watermark, conf.prune.high_watermark))
+    _check_state_dir(conf)
     rate = conf.prune.max_delete_rate
     if 0 < rate < MIN_DELETE_RATE:
         raise exception.ConfigError(
@@ -81,6 +83,31 @@ def check(conf):
             'listens on loopback; [api] bind_host = %s is not loopback (set '
             '[api] allow_insecure_noauth = true to force it)'
             % conf.api.bind_host)
+
+
+#: The places of the cache directory whose files Glance counts, lists,
+#: cleans or clears: cache-maint's state must be in none of them.
+_GLANCE_PLACES = ('', 'incomplete', 'invalid', 'queue')
+
+
+def _check_state_dir(conf):
+    """Refuse a state directory whose files Glance would take for its own.
+
+    In the cache directory itself glance-api would count state.db as
+    cache; in incomplete/ or invalid/ clean would delete it; in queue/,
+    clearing the queue would.
+    """
+    state_dir = os.path.realpath(maintenance.state_dir(conf))
+    for place in _GLANCE_PLACES:
+        glances = os.path.realpath(os.path.join(conf.image_cache_dir, place))
+        if state_dir == glances or state_dir.startswith(
+                glances + os.sep) and place:
+            raise exception.ConfigError(
+                '[maintenance] state_dir = %s is %s, whose files glance-api '
+                'counts or removes; use a directory of its own (the default '
+                'is .cache-maint inside image_cache_dir)' % (
+                    conf.maintenance.state_dir,
+                    'image_cache_dir' if not place else 'in ' + place + '/'))
 
 
 def unknown_options(conf):

@@ -148,10 +148,11 @@ class Observer:
         """Count the runs recorded since the previous look, by any process."""
         state = self.cache.state
         snapshot = self.snapshot
-        last_success = dict(snapshot.last_success)
-        for task, record in state.last_successes().items():
-            last_success[task] = max(last_success.get(task, 0),
-                                     record['finished_at'])
+        # As the state has it: the latest success by any process, however
+        # old, and however the clock stood then (never a maximum, which a
+        # clock once ahead would pin in the future).
+        last_success = {task: record['finished_at'] for task, record
+                        in state.last_successes().items()}
         pins = len(state.pinned_ids())
         if self._after is None:
             # The first look: what ran before this process is not counted.
@@ -178,9 +179,6 @@ class Observer:
                 files, size = evictions.get(reason, (0, 0))
                 evictions[reason] = (files + removed.get('files', 0),
                                      size + removed.get('bytes', 0))
-            if outcome == 'succeeded':
-                last_success[task] = max(last_success.get(task, 0),
-                                         record['finished_at'])
         values.update(runs=runs, durations=durations, evictions=evictions,
                       last_success=last_success, pins=pins)
         self._after = after

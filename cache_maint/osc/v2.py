@@ -122,15 +122,17 @@ def _dry_run(image, task):
 
     Glance has the same route without dry runs: it would ignore the
     parameter and run the task for real. So the server is first asked for
-    a route only cache-maint has (its pins: a 403 says the route exists
-    too), and its answer must say it was a dry run.
+    a route only cache-maint has (its pins): only a 200 or a 403 (the route
+    exists, the caller may not list pins) goes on, and the answer must say
+    it was a dry run.
     """
     probe = image.get('/cache/pins')
-    if probe.status_code in (404, 405):
+    if probe.status_code not in (200, 403):
         raise osc_exceptions.CommandError(
-            'Refusing to %s: the server does not support --dry-run (GET '
-            '%s answered %d; it is not cache-maint) and would run a real '
-            '%s.' % (task, probe.url, probe.status_code, task))
+            'Refusing to %s: the server may not support --dry-run (GET '
+            '%s answered %d, where cache-maint answers 200 or 403) and '
+            'would then run a real %s.'
+            % (task, probe.url, probe.status_code, task))
     response = image.post('/cache/%s?dry_run=true' % task)
     exceptions.raise_from_response(response)
     result = _json(response)

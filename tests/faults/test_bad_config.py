@@ -124,6 +124,12 @@ CASES = {
     'state_dir is a file': (
         '[maintenance] state_dir', {},
         {'maintenance': {'state_dir': '{root}/a-file'}}),
+    'state_dir in invalid/': (
+        '[maintenance] state_dir = {root}/cache/invalid/state is in invalid/',
+        {}, {'maintenance': {'state_dir': '{root}/cache/invalid/state'}}),
+    'state_dir is the cache directory': (
+        'is image_cache_dir, whose files glance-api counts', {},
+        {'maintenance': {'state_dir': '{root}/cache'}}),
     'corrupt state database': (
         'state database {root}/state/state.db is not usable', {},
         {'maintenance': {'state_dir': '{root}/state'}}),
@@ -143,7 +149,8 @@ CONFIGURATION_CASES = {
     'keystone plugin missing its options',
     'max_delete_rate with a unit of time', 'max_delete_rate with no suffix',
     'min_free_space of the whole filesystem',
-    'low watermark over the high one'}
+    'low watermark over the high one', 'state_dir in invalid/',
+    'state_dir is the cache directory'}
 
 #: The cases issue 6 names; cache-maint-manage is run on these, the
 #: service on every case.

@@ -142,7 +142,7 @@ class TestPins:
 
     def test_unusable_state_is_503_with_no_path(self, api, tmp_path):
         state_dir = api.cache.path + '/.cache-maint'
-        api.request('GET', '/v2/cache/pins')
+        api.request('PUT', '/v2/cache/pins/%s' % caches.new_id())
         for name in os.listdir(state_dir):
             os.unlink(os.path.join(state_dir, name))
         with open(os.path.join(state_dir, state.FILENAME), 'wb') as f:

@@ -5,6 +5,8 @@ design.md section 5 says not to repeat.
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -64,6 +66,70 @@ class TestPrune:
         result = maintenance.prune(open_cache(cache), 5 * KIB)
         assert result.files == 2
         assert cache.images() == {ids[2]}
+
+    def test_a_reader_of_another_user_does_not_hold_eviction_off(
+            self, cache):
+        # Cache files are world-readable: any local user could otherwise
+        # keep every image from being evicted.
+        if os.geteuid() != 0:
+            pytest.skip('needs root to read as another user')
+        ids = fill(cache, 3)
+        reader = subprocess.Popen(
+            [sys.executable, '-c', 'import os, sys, time; f = open('
+             'sys.argv[1], "rb"); os.setgid(65534); os.setuid(65534); '
+             'print("open", flush=True); time.sleep(60)',
+             os.path.join(cache.path, ids[0])],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert reader.stdout.readline() == 'open\n'
+            result = maintenance.prune(open_cache(cache), 0)
+        finally:
+            reader.kill()
+            reader.wait()
+            reader.stdout.close()
+        assert cache.images() == set()
+        assert result.skipped_in_use == 0
+
+    def test_a_pin_made_during_a_prune_holds_from_its_next_batch(
+            self, cache, monkeypatch):
+        ids = fill(cache, 6)
+        subject = open_cache(cache)
+        evict = subject.files.evict
+        pinned = []
+
+        def evict_then_pin(batch, pacer=None):
+            removal = evict(batch, pacer)
+            if not pinned:
+                pinned.append(subject.state.pin(ids[-1])[0])
+            return removal
+
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 2)
+        monkeypatch.setattr(subject.files, 'evict', evict_then_pin)
+        result = maintenance.prune(subject, 0)
+        assert cache.images() == {ids[-1]}
+        assert ids[-1] in cache.rows()
+        assert (result.files, result.skipped_pinned) == (5, 1)
+
+    def test_a_prune_that_fails_midway_reports_what_it_removed(
+            self, cache, monkeypatch):
+        ids = fill(cache, 6)
+        subject = open_cache(cache)
+        forget = subject.metadata.forget
+        calls = []
+
+        def forget_then_fail(image_ids, *args, **kwargs):
+            calls.append(image_ids)
+            if len(calls) > 1:
+                raise exception.MetadataError('the database went away')
+            return forget(image_ids, *args, **kwargs)
+
+        monkeypatch.setattr(evictor, 'EVICT_BATCH', 2)
+        monkeypatch.setattr(subject.metadata, 'forget', forget_then_fail)
+        with pytest.raises(exception.MetadataError) as failed:
+            maintenance.prune(subject, 0)
+        partial = failed.value.partial
+        assert partial.removed_ids() == ids[:2]
+        assert partial.by_reason == {'size': {'files': 2, 'bytes': 2 * KIB}}
 
     def test_only_untracked_files(self, cache):
         for _ in range(8):

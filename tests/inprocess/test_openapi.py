@@ -329,7 +329,8 @@ def test_answers_conform_when_the_cache_and_state_are_gone(description,
     described.request('POST', '/v2/cache/clean', 200)
     run, = described.request('GET', '/v2/cache/runs', 200)['runs']
     assert 'id' not in run           # kept in memory only
-    described.request('GET', '/v2/cache/pins', 503)
+    # Nothing was ever pinned there: reading finds no pins.
+    described.request('GET', '/v2/cache/pins', 200)
     described.request('PUT', '/v2/cache/pins/%s' % caches.new_id(), 503)
     described.request('POST', '/v2/cache/prune?dry_run=1', 200)
     shutil.rmtree(described.cache.path)

@@ -60,6 +60,22 @@ class TestPins:
         assert store.pin(ids[0])[1] is False   # pinned already: fine
         assert store.pinned_ids() == set(ids[:3])
 
+    def test_two_processes_pinning_at_once_both_succeed(self, tmp_path):
+        ids = [caches.new_id() for _ in range(100)]
+        results = []
+
+        def pin_all():
+            subject = state.StateStore(str(tmp_path / 'state'))
+            results.append([subject.pin(image_id)[1] for image_id in ids])
+
+        threads = [threading.Thread(target=pin_all) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(results) == 3            # no thread failed
+        assert [sum(made) for made in zip(*results)] == [1] * len(ids)
+
     def test_pins_are_shared_by_two_stores_on_one_directory(self, tmp_path):
         # The service and cache-maint-manage are two processes, each with
         # its own store on the same directory.
@@ -134,20 +150,59 @@ class TestEvictions:
 
 class TestFaults:
     def test_created_readable_by_its_owner_only(self, store):
-        store.pins()
+        store.pin(caches.new_id())
         assert os.stat(store.directory).st_mode & 0o777 == 0o700
+
+    def test_reading_creates_nothing(self, store):
+        # status, pins, a dry run, or a prune on a full disk.
+        assert (store.pins(), store.pinned_ids(), store.runs(),
+                store.last_runs(), store.get('service')) == (
+            [], set(), [], {}, None)
+        assert not os.path.lexists(store.directory)
+        os.mkdir(store.directory)
+        open(store.path, 'wb').close()      # an empty file: no tables
+        assert store.pins() == [] and store.runs() == []
+
+    def test_made_as_root_it_belongs_to_the_owner_of_its_parent(
+            self, tmp_path):
+        if os.geteuid() != 0:
+            pytest.skip('only root hands what it makes over')
+        parent = tmp_path / 'cache'
+        parent.mkdir()
+        os.chown(parent, 65534, 65534)
+        store = state.StateStore(str(parent / '.cache-maint'))
+        store.pin(caches.new_id())
+        for path in (store.directory, store.path):
+            assert os.stat(path).st_uid == 65534, path
+
+    def test_symlinks_are_never_followed(self, tmp_path):
+        outside = tmp_path / 'outside'
+        outside.mkdir()
+        (tmp_path / 'cache').mkdir()
+        os.symlink(outside, tmp_path / 'cache' / 'state')
+        store = state.StateStore(str(tmp_path / 'cache' / 'state'))
+        with pytest.raises(exception.StateError, match='symbolic link'):
+            store.pin(caches.new_id())
+        with pytest.raises(exception.StateError, match='symbolic link'):
+            store.pins()
+        os.unlink(tmp_path / 'cache' / 'state')
+        os.mkdir(tmp_path / 'cache' / 'state')
+        os.symlink(outside / 'victim', store.path)
+        with pytest.raises(exception.StateError, match='symbolic link'):
+            store.pin(caches.new_id())
+        assert os.listdir(outside) == []
 
     def test_missing_parent_is_a_clear_error(self, tmp_path):
         store = state.StateStore(str(tmp_path / 'absent' / 'state'))
         with pytest.raises(exception.StateError, match='state_dir'):
-            store.pins()
+            store.pin(caches.new_id())
         assert not (tmp_path / 'absent').exists()
 
     def test_a_file_in_the_way_is_a_clear_error(self, tmp_path):
         (tmp_path / 'state').write_text('not a directory')
         store = state.StateStore(str(tmp_path / 'state'))
         with pytest.raises(exception.StateError, match='not a directory'):
-            store.pins()
+            store.pin(caches.new_id())
 
     def test_corrupt_database_is_reported_then_usable_once_mended(
             self, store):
@@ -164,7 +219,9 @@ class TestFaults:
         store.pin(caches.new_id())
         shutil.rmtree(store.directory)
         assert store.pins() == []
-        assert os.path.isfile(store.path)
+        image_id = caches.new_id()
+        store.pin(image_id)
+        assert store.pinned_ids() == {image_id}
 
     def test_nothing_stays_open_between_uses(self, store):
         # An open descriptor would keep the cache's filesystem from being
@@ -183,8 +240,13 @@ class TestFaults:
         with store._transaction() as db:
             db.execute("UPDATE runs SET record = '{not json' WHERE id > ?",
                        (kept['id'],))
-            db.execute("INSERT INTO runs (task, outcome, finished_at, "
-                       "record) VALUES ('prune', 'failed', 3, '[1, 2]')")
+            for record in ('[1, 2]', '{"task": "prune"}',
+                           '{"id": 9, "task": "prune", "trigger": "x", '
+                           '"outcome": "failed", "started_at": "soon", '
+                           '"finished_at": 3}'):
+                db.execute("INSERT INTO runs (task, outcome, finished_at, "
+                           "record) VALUES ('prune', 'failed', 3, ?)",
+                           (record,))
         assert [r['id'] for r in store.runs()] == [kept['id']]
         assert store.last_runs() == {}  # the newest prune record is mangled
 

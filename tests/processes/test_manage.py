@@ -303,6 +303,33 @@ class TestFailures:
         assert missing in result.stderr
 
 
+class TestLooking:
+    """Commands that only look create nothing, anywhere."""
+
+    @pytest.mark.parametrize('args', [
+        ('status',), ('status', '--format', 'json'), ('pins',),
+        ('prune', '--dry-run'), ('clean', '--dry-run', '--format', 'json')])
+    def test_nothing_is_created(self, cache, configure, tmp_path, args):
+        for i in range(12):
+            cache.add_image(last_accessed=time.time() - 100 + i)
+        before = snapshot(cache)
+        result = manage(configure(log_file=False), *args)
+        assert result.returncode == 0, result.stderr
+        assert snapshot(cache) == before
+        assert not os.path.exists(os.path.join(cache.path, '.cache-maint'))
+
+    def test_status_of_a_missing_cache_creates_it_not(self, tmp_path):
+        config = settings.write_config(tmp_path / 'c.conf', {'DEFAULT': {
+            'image_cache_dir': str(tmp_path / 'no' / 'cache'),
+            'image_cache_driver': 'sqlite'}})
+        result = manage(config, 'status', '--format', 'json')
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert str(tmp_path / 'no' / 'cache') in document['cache']['error']
+        assert document['service']['running'] is False
+        assert not os.path.exists(tmp_path / 'no')
+
+
 class TestLocks:
     """``prune`` and ``clean`` share Glance's locks with everyone else."""
 

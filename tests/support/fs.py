@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import subprocess
 
 
@@ -31,7 +32,9 @@ def read_only(path):
         yield
     finally:
         subprocess.run(['umount', path], check=True)
-        os.rmdir(path)
+        # A running service may have written its lock files or state in
+        # the moment between the mkdir and the mount: they go too.
+        shutil.rmtree(path)
         os.rename(saved, path)
 
 
