@@ -9,9 +9,6 @@ It also holds cache-maint's own ``state`` of that cache (pins, the record of
 runs, the images it evicted: ``cache_maint.state``).
 """
 
-import os.path
-
-
 from oslo_log import log as logging
 
 from cache_maint import cachedir
@@ -29,8 +26,8 @@ class Cache:
         self.files = files          # a cachedir.CacheDir
         self.metadata = metadata    # a drivers.base.Driver
         # a state.StateStore; by default where [maintenance] state_dir's is
-        self.state = state or cm_state.StateStore(os.path.join(
-            files.path, maintenance.DEFAULT_STATE_DIR_NAME))
+        self.state = state or cm_state.StateStore(
+            maintenance.default_state_dir(files.path))
 
     @classmethod
     def from_conf(cls, conf):

@@ -95,9 +95,7 @@ class TaskRunner:
         state could not take; this process's alone if the state cannot be
         read.
         """
-        with self._runs_lock:
-            unsaved = [r.to_dict() for r in self._unsaved]
-            mine = [r.to_dict() for r in self._runs]
+        unsaved, mine = self._in_memory()
         try:
             # In the order they were recorded, whatever the clock said.
             records = self.cache.state.runs(task=task, limit=limit) + unsaved
@@ -108,9 +106,7 @@ class TaskRunner:
 
     def last_runs(self):
         """{task: its most recent run record (a dict)}, for those that ran."""
-        with self._runs_lock:
-            unsaved = [r.to_dict() for r in self._unsaved]
-            mine = [r.to_dict() for r in self._runs]
+        unsaved, mine = self._in_memory()
         try:
             last = self.cache.state.last_runs()
         except exception.StateError:
@@ -120,6 +116,12 @@ class TaskRunner:
             if known is None or known['finished_at'] <= record['finished_at']:
                 last[record['task']] = record
         return last
+
+    def _in_memory(self):
+        """(the records the state has not taken yet, this process's)."""
+        with self._runs_lock:
+            return ([r.to_dict() for r in self._unsaved],
+                    [r.to_dict() for r in self._runs])
 
     def last_run(self):
         """This process's most recent RunRecord, or None."""

@@ -58,10 +58,15 @@ def register_opts(conf):
     conf.register_opts(state_opts, group=GROUP)
 
 
+def default_state_dir(cache_dir):
+    """The state directory of a cache whose configuration names none."""
+    return os.path.join(cache_dir, DEFAULT_STATE_DIR_NAME)
+
+
 def state_dir(conf):
     """The state directory ``conf`` names, its default resolved."""
-    return conf.maintenance.state_dir or os.path.join(
-        conf.image_cache_dir, DEFAULT_STATE_DIR_NAME)
+    return (conf.maintenance.state_dir
+            or default_state_dir(conf.image_cache_dir))
 
 
 def list_opts():
