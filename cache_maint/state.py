@@ -219,6 +219,8 @@ class StateStore:
         """
         found = {}
         image_ids = list(image_ids)
+        if not image_ids:
+            return found        # no write, and nothing made
         with self._transaction() as db:
             for start in range(0, len(image_ids), 500):
                 chunk = image_ids[start:start + 500]

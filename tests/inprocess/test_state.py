@@ -132,6 +132,12 @@ class TestEvictions:
         assert store.take_evicted([gone], since=900.0) == {}
         assert store.evicted_since(900.0) == {kept: 1000.0}
 
+    def test_taking_none_writes_nothing(self, store):
+        # The metrics take what glance-api cached since their last look,
+        # every few seconds, mostly nothing.
+        assert store.take_evicted([], since=0.0) == {}
+        assert not os.path.lexists(store.directory)
+
     def test_too_old_is_not_taken(self, store):
         image_id = caches.new_id()
         store.remember_evicted([(image_id, 10, 'size')], now=1000.0)
