@@ -23,6 +23,7 @@ import time
 from oslo_log import log as logging
 
 from cache_maint import cachedir
+from cache_maint import eviction
 from cache_maint import evictor
 from cache_maint import exception
 from cache_maint import inuse
@@ -255,9 +256,25 @@ def eviction_order(lru_ids, files, now):
     return untracked, recorded
 
 
+def plan(policy, lru_ids, files, records, targets, now, last_read=None,
+         protected=None):
+    """The Planner of a prune: the eviction order and the targets.
+
+    ``policy`` (``cache_maint.eviction``) learns from ``records`` (its
+    ImageRecords by id; empty for a policy that needs none) and ranks the
+    recorded images; untracked files still go first. What prune and
+    ``cache-maint-manage simulate`` both call, so that a trace replays the
+    very choices a prune makes.
+    """
+    policy.observe(records, now)
+    untracked, recorded = eviction_order(lru_ids, files, now)
+    return Planner(untracked, policy.rank(recorded, records, now), targets,
+                   now, last_read or {}, protected)
+
+
 def prune(cache, max_size, now=None, stop_event=None, targets=None,
           idle_since=None, max_delete_rate=0, dry_run=False,
-          open_images=inuse.open_images):
+          open_images=inuse.open_images, policy=eviction.LRU):
     """Evict images until the cache meets its targets; LRU first.
 
     With only ``max_size`` (``targets`` None), the targets are Glance's:
@@ -268,7 +285,9 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     seconds: when the service started). Pinned images
     (``cache.state``) and images another process holds open
     (``open_images(cache_dir)``, one scan per run, made only when there
-    is something to evict) are never evicted.
+    is something to evict) are never evicted. ``policy`` names the
+    eviction policy (``cache_maint.eviction``) that orders the recorded
+    images; its memory lives in the cache's state.
 
     One directory scan, one ordered read of the records, then batches, each
     one bounded delete of their records and then their unlinks (see
@@ -309,19 +328,25 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     pinned = cache.state.pinned_ids()
     if targets.watches_free_space:
         needs = targets.needs(size, len(files), *cache.files.filesystem())
-    lru_ids = cache.metadata.lru_order(files)
+    policy = eviction.load(policy, cache.state)
+    if policy.needs_records:
+        records = {record.image_id: record
+                   for record in cache.metadata.lru_records(files)}
+        lru_ids = list(records)
+    else:
+        records, lru_ids = {}, cache.metadata.lru_order(files)
     if not lru_ids and needs.any():
         _refuse_if_lost(cache.metadata, files)
     last_read = (_last_read(cache, files, idle_since)
                  if targets.max_idle_time else {})
     protected = dict.fromkeys(open_images(cache.path), IN_USE)
     protected.update(dict.fromkeys(pinned, PINNED))
-    plan = _Planner(*eviction_order(lru_ids, files, now), targets, now,
-                    last_read, protected)
+    planner = plan(policy, lru_ids, files, records, targets, now, last_read,
+                   protected)
     LOG.debug('Image cache holds %d bytes in %d images (limit %d); to shed: '
               '%s', size, len(files), max_size, needs)
     if dry_run:
-        return _preview_prune(cache, plan, needs, size)
+        return _preview_prune(cache, planner, needs, size)
     done = _Progress(size)
     pacer = pacing.Pacer(max_delete_rate, stop_event) \
         if max_delete_rate else None
@@ -329,20 +354,20 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     pins = _PinWatch(cache.state, pinned)
     try:
         with evictor.Evictor(cache, pacer) as evict:
-            batch = plan.next(needs, evict.batch_size, step)
+            batch = planner.next(needs, evict.batch_size, step)
             while batch:
                 if stop_event is not None and stop_event.is_set():
                     done.stopped = True
                     break
                 # A pin made while this prune runs holds from its next
                 # batch on.
-                batch = plan.drop(batch, pins.added())
+                batch = planner.drop(batch, pins.added())
                 if not batch:
-                    batch = plan.next(needs, evict.batch_size, step)
+                    batch = planner.next(needs, evict.batch_size, step)
                     continue
                 # The batch after this one, if this one is removed whole.
-                ahead = plan.next(needs.minus(batch), evict.batch_size,
-                                  step) if evict.overlaps else []
+                ahead = planner.next(needs.minus(batch), evict.batch_size,
+                                     step) if evict.overlaps else []
                 try:
                     removal = evict.remove(batch, ahead)
                 except exception.MetadataError as e:
@@ -352,17 +377,21 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
                         'still there: %s' % (len(done.removed), e)) from e
                 if removal.fatal:
                     raise exception.CacheDirError(removal.fatal)
-                done.add(removal, files, plan.reasons)
+                done.add(removal, files, planner.reasons)
                 needs = needs.minus([files[image_id] for image_id
                                      in removal.removed + removal.vanished])
-                batch = ahead or plan.next(needs, evict.batch_size, step)
+                batch = ahead or planner.next(needs, evict.batch_size, step)
             done.stopped = done.stopped or bool(
                 pacer and pacer.stopping and needs.any())
     except exception.CacheMaintError as e:
         # What it removed before it failed is recorded and logged too.
-        e.partial = done.result(size_before, plan, pacer)
+        e.partial = done.result(size_before, planner, pacer)
         raise
-    result = done.result(size_before, plan, pacer)
+    finally:
+        policy.evicted([files[image_id] for image_id, _size, _reason
+                        in done.removed], records, now)
+        eviction.save(policy, cache.state)
+    result = done.result(size_before, planner, pacer)
     _log_prune(result, max_size, needs)
     return result
 
@@ -384,16 +413,16 @@ class _Progress:
         self.size -= sum(files[image_id].size for image_id
                          in removal.removed + removal.vanished)
 
-    def result(self, size_before, plan, pacer):
+    def result(self, size_before, planner, pacer):
         return PruneResult(
             files=len(self.removed), bytes=self.freed,
             size_before=size_before, size_after=self.size,
             failures=self.failures, stopped=self.stopped,
             by_reason=_by_reason((size, reason)
                                  for _, size, reason in self.removed),
-            skipped_young=plan.skipped[YOUNG],
-            skipped_pinned=plan.skipped[PINNED],
-            skipped_in_use=plan.skipped[IN_USE],
+            skipped_young=planner.skipped[YOUNG],
+            skipped_pinned=planner.skipped[PINNED],
+            skipped_in_use=planner.skipped[IN_USE],
             paced_seconds=pacer.waited if pacer else 0.0,
             removed=tuple(self.removed))
 
@@ -420,14 +449,14 @@ class _PinWatch:
         return added
 
 
-def _preview_prune(cache, plan, needs, size):
+def _preview_prune(cache, planner, needs, size):
     """A dry run's result: the whole plan, nothing removed."""
-    plan.keep_order()
-    batch = plan.next(needs, PREVIEW_BATCH)
+    planner.keep_order()
+    batch = planner.next(needs, PREVIEW_BATCH)
     while batch:
         needs = needs.minus(batch)
-        batch = plan.next(needs, PREVIEW_BATCH)
-    order = plan.order
+        batch = planner.next(needs, PREVIEW_BATCH)
+    order = planner.order
     victims = [(image_id, bytes_) for image_id, bytes_, reason in order
                if reason not in SKIP_REASONS]
     freed = sum(bytes_ for _, bytes_ in victims)
@@ -440,9 +469,9 @@ def _preview_prune(cache, plan, needs, size):
         size_after=size - freed,
         by_reason=_by_reason((bytes_, reason) for _, bytes_, reason in order
                              if reason not in SKIP_REASONS),
-        skipped_young=plan.skipped[YOUNG],
-        skipped_pinned=plan.skipped[PINNED],
-        skipped_in_use=plan.skipped[IN_USE],
+        skipped_young=planner.skipped[YOUNG],
+        skipped_pinned=planner.skipped[PINNED],
+        skipped_in_use=planner.skipped[IN_USE],
         removed=tuple(order), dry_run=True, records=records)
 
 
@@ -469,7 +498,7 @@ def _refuse_if_lost(metadata, files):
             % (len(files), problem))
 
 
-class _Planner:
+class Planner:
     """Picks the victims from the eviction order, batch after batch.
 
     An image goes if a target still needs bytes or images shed (an image

@@ -171,7 +171,7 @@ class TaskRunner:
             targets=targets.Targets.from_conf(self.conf),
             idle_since=self.idle_since,
             max_delete_rate=self.conf.prune.max_delete_rate,
-            dry_run=dry_run)
+            dry_run=dry_run, policy=self.conf.prune.eviction_policy)
 
     def _run(self, task, wait, trigger, work, on_start=None, give_up=None):
         """Run ``work`` under the task's locks, and record how it went.

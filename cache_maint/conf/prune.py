@@ -151,6 +151,27 @@ the end, only if no process has it open). A prune paced this way holds the
 prune lock for longer: a prune of 50G at 100M takes over 8 minutes. 0: as
 fast as the filesystem allows; otherwise at least 1M.
 """),
+    cfg.StrOpt(
+        'eviction_policy',
+        default='lru',
+        choices=[
+            ('lru', "Least recently used first: Glance's own order, "
+                    'exactly.'),
+            ('lfuda', 'Least frequently used first, with dynamic ageing '
+                      "(Squid's LFU-DA): images read often stay, whatever "
+                      'their size, until the cache ages them out.'),
+            ('adaptive', 'Recency weighed against frequency by what each '
+                         'has cost: learns from the images glance-api had '
+                         'to fetch again after a prune.'),
+        ],
+        help="""
+Which recorded images prune evicts first. Files without a record always go
+first, and pins, images in use, ``min_age`` and every target apply whatever
+the policy. ``lfuda`` and ``adaptive`` read each image's hits (one more
+read of the records, or one extended attribute per image with the xattr
+driver) and keep a small memory in ``[maintenance] state_dir``. Replay your
+node's history with ``cache-maint-manage simulate`` before you change it.
+"""),
     cfg.IntOpt(
         'min_age',
         default=0,

@@ -180,6 +180,14 @@ class Driver(abc.ABC):
         """
 
     @abc.abstractmethod
+    def lru_records(self, files):
+        """The ImageRecords of the images in ``files``, in ``lru_order``.
+
+        For an eviction policy that weighs more than the last access; one
+        read, as for ``lru_order``.
+        """
+
+    @abc.abstractmethod
     def recorded_ids(self):
         """Every id this node has a record for, in no particular order.
 

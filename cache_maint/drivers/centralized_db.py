@@ -296,12 +296,22 @@ class CentralizedDbDriver(base.Driver):
         except sa_exc.SQLAlchemyError as e:
             raise self._fail(e, 'read the cached images')
 
+    def lru_records(self, files):
+        columns = _images.c
+        return [record for record in self._records(
+                    columns.last_accessed, columns.id)
+                if record.image_id in files]
+
     def list_records(self):
+        return self._records(_images.c.image_id)
+
+    def _records(self, *order):
+        """This node's ImageRecords, in that order."""
         columns = _images.c
         query = (sa.select(columns.image_id, columns.last_accessed,
                            columns.last_modified, columns.size, columns.hits)
                  .where(columns.node_reference_id == self._node_scope())
-                 .order_by(columns.image_id))
+                 .order_by(*order))
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()

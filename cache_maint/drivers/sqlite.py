@@ -179,9 +179,16 @@ class SqliteDriver(base.Driver):
                     for (image_id,) in _copied(conn, 'image_id', _LRU_ORDER)
                     if image_id in files]
 
+    def lru_records(self, files):
+        return [record for record in self._records(_LRU_ORDER)
+                if record.image_id in files]
+
     def list_records(self):
+        return self._records(_LIST_ORDER)
+
+    def _records(self, rows):
         with self._connect() as conn:
-            rows = _copied(conn, _COLUMNS, _LIST_ORDER).fetchall()
+            rows = _copied(conn, _COLUMNS, rows).fetchall()
         records, odd = base.ImageRecord.from_rows(rows)
         if odd:
             self.report_odd(odd)

@@ -72,16 +72,21 @@ class XattrDriver(base.Driver):
         """None apart from the files: no record outlives its file."""
         return []
 
+    def lru_records(self, files):
+        """One getxattr per image, for its hits: they live in the file."""
+        return [self._record(cached) for cached in _lru_files(files.values())]
+
     def list_records(self):
-        records = []
-        for cached in self._files.scan_images().values():
-            records.append(base.ImageRecord(
-                image_id=cached.image_id,
-                last_accessed=int(cached.atime),
-                last_modified=int(cached.mtime),
-                size=cached.size,
-                hits=self._hits(cached.image_id)))
-        return sorted(records, key=lambda r: r.image_id)
+        return sorted(map(self._record, self._files.scan_images().values()),
+                      key=lambda r: r.image_id)
+
+    def _record(self, cached):
+        return base.ImageRecord(
+            image_id=cached.image_id,
+            last_accessed=int(cached.atime),
+            last_modified=int(cached.mtime),
+            size=cached.size,
+            hits=self._hits(cached.image_id))
 
     def forget(self, image_ids, recorded_before=None):
         """Nothing to do: the metadata goes with the file."""
@@ -99,10 +104,14 @@ class XattrDriver(base.Driver):
 
 
 def _lru_order(files):
-    """Image ids least recently used first, ties broken as Glance does.
+    """Image ids least recently used first, ties broken as Glance does."""
+    return [f.image_id for f in _lru_files(files)]
+
+
+def _lru_files(files):
+    """CachedFiles least recently used first, ties broken as Glance does.
 
     Glance sorts by (whole-second atime, size, path): with one-second
     atimes, ties are common, and this keeps its choice of victims.
     """
-    ordered = sorted(files, key=lambda f: (int(f.atime), f.size, f.image_id))
-    return [f.image_id for f in ordered]
+    return sorted(files, key=lambda f: (int(f.atime), f.size, f.image_id))

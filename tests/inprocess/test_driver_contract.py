@@ -5,6 +5,7 @@ The same scenarios run against each subject's real metadata store, through
 the subject and the shared maintenance functions.
 """
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from cache_maint import cache as cm_cache
 from cache_maint import drivers
+from cache_maint import eviction
 from cache_maint import exception
 from cache_maint import images
 from cache_maint import maintenance
@@ -411,3 +413,105 @@ class TestCentralizedDb:
         subject.close()
         conf.set_override('connection', real_url, group='database')
         assert maintenance.prune(subject, 0).files == 2
+
+
+#: Hits of the images of a prune's cache, read 100 s apart, oldest first:
+#: three of them often.
+HITS = [9, 0, 7, 0, 0, 8, 0, 0]
+
+
+def fill_with_hits(cache):
+    return [cache.add_image(last_accessed=1000.0 + 100 * i, hits=hits)
+            for i, hits in enumerate(HITS)]
+
+
+class TestEvictionPolicies:
+    """The records a policy reads, and prune with every policy."""
+
+    def test_lru_records_come_in_lru_order(self, cache):
+        # Ties in last access, which each driver breaks its own way.
+        images = {}
+        for size, accessed, hits in ((2, 3000, 5), (1, 1000, 0),
+                                     (3, 2000, 9), (1, 2000, 1),
+                                     (2, 2000, 0), (1, 4000, 2)):
+            image_id = cache.add_image(size=size * KIB,
+                                       last_accessed=float(accessed),
+                                       hits=hits)
+            images[image_id] = (size * KIB, hits, accessed)
+        if not cache.records_in_files:
+            cache.add_row(last_accessed=500.0)      # no file: left out
+        subject = open_cache(cache)
+        files = subject.files.scan_images()
+        assert set(files) == set(images)
+        some = dict(list(files.items())[1::2])
+        for scan in (files, some, {}):
+            records = subject.metadata.lru_records(scan)
+            assert [r.image_id for r in records] == \
+                subject.metadata.lru_order(scan)
+            assert {r.image_id for r in records} == set(scan)
+            for r in records:
+                size, hits, accessed = images[r.image_id]
+                assert (r.size, r.hits) == (size, hits)
+                assert r.last_accessed == pytest.approx(accessed)
+
+    @pytest.mark.parametrize('policy', eviction.NAMES)
+    def test_prune_evicts_what_its_dry_run_listed(self, cache, policy):
+        ids = fill_with_hits(cache)
+        key = eviction.memory_key(policy)
+        preview = maintenance.prune(open_cache(cache), 4 * KIB, now=2000.0,
+                                    policy=policy, dry_run=True)
+        assert len(cache.images()) == len(ids)
+        # A dry run learns nothing.
+        assert open_cache(cache).state.get(key) is None
+        planned = preview.removed_ids()
+        assert len(planned) == 4
+        real = maintenance.prune(open_cache(cache), 4 * KIB, now=2000.0,
+                                 policy=policy)
+        assert real.removed_ids() == planned
+        assert cache.images() == set(ids) - set(planned)
+        assert set(cache.rows()) == cache.images()
+        memory = open_cache(cache).state.get(key)
+        if policy == eviction.LRU:
+            assert planned == ids[:4]
+            assert memory is None
+        else:
+            # The images read often outlive the one-offs read since.
+            assert {ids[0], ids[2], ids[5]} <= cache.images()
+            assert memory is not None
+        if policy == eviction.LFUDA:
+            # Those read once go, least recently used first.
+            assert planned == [ids[1], ids[3], ids[4], ids[6]]
+
+    @pytest.mark.parametrize('policy', [eviction.LFUDA, eviction.ADAPTIVE])
+    def test_the_next_prune_reads_what_the_last_one_learnt(
+            self, cache, policy, monkeypatch):
+        ids = fill_with_hits(cache)
+        key = eviction.memory_key(policy)
+        first = maintenance.prune(open_cache(cache), 4 * KIB, now=2000.0,
+                                  policy=policy)
+        saved = open_cache(cache).state.get(key)
+        assert saved is not None
+        loaded = []
+        real_load = eviction.load
+
+        def load(name, state):
+            chosen = real_load(name, state)
+            loaded.append(json.loads(json.dumps(chosen.dump())))
+            return chosen
+
+        monkeypatch.setattr(eviction, 'load', load)
+        # Soon after, glance-api caches again a victim LRU would have
+        # kept (for the adaptive policy, a loss).
+        back = [image_id for image_id in first.removed_ids()
+                if image_id not in ids[:4]][-1]
+        cache.add_image(image_id=back, last_accessed=2050.0, mtime=2050.0)
+        preview = maintenance.prune(open_cache(cache), 4 * KIB, now=2100.0,
+                                    policy=policy, dry_run=True)
+        real = maintenance.prune(open_cache(cache), 4 * KIB, now=2100.0,
+                                 policy=policy)
+        assert real.files == 1
+        assert real.removed_ids() == preview.removed_ids()
+        assert loaded == [saved, saved]
+        learnt = open_cache(cache).state.get(key)
+        if policy == eviction.ADAPTIVE:
+            assert learnt['theta'] < eviction.make(policy).theta
