@@ -85,10 +85,12 @@ def _files_in(argv):
 
 
 def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
-                log_to_stderr=False, setup_logging=True):
+                log_to_stderr=False, setup_logging=True, needs_cache=True):
     """A fresh, checked configuration with logging set up; exit on error.
 
     A configuration that cannot work exits with EX_CONFIG and one line.
+    ``needs_cache`` is False, or a function of the parsed configuration
+    that says so, where ``image_cache_dir`` may be unset.
     Options set in a file but known to nothing are logged as warnings;
     without ``setup_logging``, printed on stderr after ``warning:``.
     """
@@ -100,7 +102,8 @@ def load_config(argv, cli_opts=(), conf_class=cfg.ConfigOpts,
     try:
         parse(conf, argv)
         auth.register_opts(conf)    # the auth plugin's, now that it is known
-        cm_conf.check(conf)
+        cm_conf.check(conf, needs_cache(conf) if callable(needs_cache)
+                      else needs_cache)
     except (cfg.Error, exception.ConfigError) as e:
         _exit('configuration error: %s' % e)
     if not setup_logging:

@@ -18,6 +18,7 @@ from oslo_log import log as logging
 
 from cache_maint import cache as cm_cache
 from cache_maint.cmd import common
+from cache_maint.cmd import simulate
 from cache_maint import exception
 from cache_maint import images
 from cache_maint import locks
@@ -203,6 +204,10 @@ COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list,
 #: (db-sync), and status reports a broken cache rather than refuse to.
 NEEDS_CACHE = ('clean', 'prune', 'list')
 
+#: The commands that read files of their own and no cache at all.
+OFFLINE_COMMANDS = {'simulate': simulate.simulate,
+                    'trace-from-log': simulate.trace_from_log}
+
 
 def _stop_on_signals(stop):
     """SIGTERM or SIGINT ends a run at its next safe point, not mid-batch."""
@@ -261,6 +266,7 @@ def _add_parsers(subparsers):
         'status', help="The cache's size, limits and downloads, and the "
                        'last and next run of each task.')
     _add_format(parser)
+    simulate.add_parsers(subparsers)
 
 
 def _add_format(parser):
@@ -274,8 +280,16 @@ command_opt = cfg.SubCommandOpt('command', title='Commands',
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    conf = common.load_config(argv, cli_opts=[command_opt],
-                              log_to_stderr=True)
+    conf = common.load_config(
+        argv, cli_opts=[command_opt], log_to_stderr=True,
+        needs_cache=lambda conf: conf.command.name not in OFFLINE_COMMANDS)
+    if conf.command.name in OFFLINE_COMMANDS:
+        try:
+            OFFLINE_COMMANDS[conf.command.name](conf)
+        except exception.CacheMaintError as e:
+            sys.exit('cache-maint-manage %s failed: %s'
+                     % (conf.command.name, e))
+        return
     stop = threading.Event()
     _stop_on_signals(stop)
     cache = None

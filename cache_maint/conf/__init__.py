@@ -51,30 +51,24 @@ def register_opts(conf):
 MIN_DELETE_RATE = 1024 * 1024
 
 
-def check(conf):
+def check(conf, needs_cache=True):
     """Raise ConfigError naming the option if the configuration is unusable.
 
     oslo.config only checks a value when it is read, so every registered
     option is read here once, at start-up, rather than in the middle of a
-    run or of a request.
+    run or of a request. Without ``needs_cache`` (a command that reads no
+    cache), the cache directory may be unset.
     """
     values.check(conf)
+    if not needs_cache and not conf.image_cache_dir:
+        _check_prune(conf)
+        return
     if not conf.image_cache_dir:
         raise exception.ConfigError(
             '[DEFAULT] image_cache_dir is not set; set it to the image cache '
             'directory of glance-api')
-    if conf.prune.low_watermark > conf.prune.high_watermark:
-        raise exception.ConfigError(
-            '[prune] low_watermark = %d exceeds [prune] high_watermark = %d: '
-            'prune evicts down to the low one once over the high one'
-            % (conf.prune.low_watermark, conf.prune.high_watermark))
+    _check_prune(conf)
     _check_state_dir(conf)
-    rate = conf.prune.max_delete_rate
-    if 0 < rate < MIN_DELETE_RATE:
-        raise exception.ConfigError(
-            '[prune] max_delete_rate = %d bytes a second would take a day '
-            'to free 80G while holding the prune lock; set 0 (no pacing) or '
-            'at least 1M (is a suffix missing, as in 100M?)' % rate)
     if (conf.api.auth_strategy == 'noauth2'
             and not conf.api.allow_insecure_noauth
             and not _is_loopback(conf.api.bind_host)):
@@ -83,6 +77,20 @@ def check(conf):
             'listens on loopback; [api] bind_host = %s is not loopback (set '
             '[api] allow_insecure_noauth = true to force it)'
             % conf.api.bind_host)
+
+
+def _check_prune(conf):
+    if conf.prune.low_watermark > conf.prune.high_watermark:
+        raise exception.ConfigError(
+            '[prune] low_watermark = %d exceeds [prune] high_watermark = %d: '
+            'prune evicts down to the low one once over the high one'
+            % (conf.prune.low_watermark, conf.prune.high_watermark))
+    rate = conf.prune.max_delete_rate
+    if 0 < rate < MIN_DELETE_RATE:
+        raise exception.ConfigError(
+            '[prune] max_delete_rate = %d bytes a second would take a day '
+            'to free 80G while holding the prune lock; set 0 (no pacing) or '
+            'at least 1M (is a suffix missing, as in 100M?)' % rate)
 
 
 #: The places of the cache directory whose files Glance counts, lists,
