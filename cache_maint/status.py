@@ -130,7 +130,8 @@ def _cache_part(conf, cache, public):
     part = {'max_size_bytes': targets.max_size,
             'high_watermark_bytes': targets.high_mark,
             'low_watermark_bytes': targets.low_mark,
-            'max_images': targets.max_images or None}
+            'max_images': targets.max_images or None,
+            'eviction_policy': conf.prune.eviction_policy}
     try:
         images = cache.files.scan_images()
         avail, total = cache.files.filesystem()

@@ -161,6 +161,10 @@ def _status(conf, cache, stop):
                                part['max_size_bytes'],
                                part['high_watermark_bytes'],
                                part['low_watermark_bytes']))
+        print('  eviction:   %s first' % {
+            'lru': 'least recently used', 'lfuda': 'least frequently used '
+            '(with dynamic ageing)', 'adaptive': 'adaptive (recency weighed '
+            'against frequency)'}[part['eviction_policy']])
         for name in ('incomplete', 'invalid', 'queued'):
             print('  %-11s %d files, %d bytes' % (
                 name + ':', part[name]['files'], part[name]['bytes']))
