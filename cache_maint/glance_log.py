@@ -99,8 +99,10 @@ import collections
 import dataclasses
 import datetime
 import gzip
+import io
 import operator
 import re
+import sys
 import zlib
 
 from oslo_log import log as logging
@@ -121,7 +123,15 @@ UNRECOGNISED = 'unrecognised'  # no request log line of a known format
 OTHER_REQUEST = 'other_request'  # not a GET of an image's data
 STATUS = 'status'              # not 200
 EMPTY = 'empty'                # no body bytes logged
-BAD_TIME = 'bad_time'          # a date that is no date (month 13, ...)
+# A date that is no date (month 13, ...), or a start before 1970 or after
+# the year 9999.
+BAD_TIME = 'bad_time'
+BAD_SIZE = 'bad_size'          # more bytes than any file can hold
+
+#: The last second of the year 9999, and the most bytes a trace may hold:
+#: what cache_maint.simulation accepts.
+LAST_TIME = 253402300799
+LAST_SIZE = 2 ** 63 - 1
 
 _MONTHS = {name: number for number, name in enumerate(
     ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun',
@@ -230,14 +240,21 @@ def open_log(*paths):
     while written) ends its file with a warning, keeping the lines before.
     """
     for path in paths:
+        if path == '-':
+            yield from _decompressed(sys.stdin.buffer, 'standard input')
+            continue
         with open(path, 'rb') as raw:
-            magic = raw.read(len(GZIP_MAGIC))
-            raw.seek(0)
-            if magic == GZIP_MAGIC:
-                with gzip.GzipFile(fileobj=raw) as unzipped:
-                    yield from _lines(unzipped, path)
-            else:
-                yield from _lines(raw, path)
+            yield from _decompressed(raw, path)
+
+
+def _decompressed(raw, path):
+    """The lines of a binary stream, gzip or not; a pipe will do."""
+    raw = raw if hasattr(raw, 'peek') else io.BufferedReader(raw)
+    if raw.peek(len(GZIP_MAGIC))[:len(GZIP_MAGIC)] == GZIP_MAGIC:
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield from _lines(unzipped, path)
+    else:
+        yield from _lines(raw, path)
 
 
 def _lines(stream, path):
@@ -279,7 +296,12 @@ def _row(line, zone):
     size = 0 if request['size'] == '-' else int(request['size'])
     if not size:
         raise _Skip(EMPTY)
-    return _start(line, request, zone), image_id, size
+    if size > LAST_SIZE:
+        raise _Skip(BAD_SIZE)
+    start = _start(line, request, zone)
+    if not 0 <= start <= LAST_TIME:
+        raise _Skip(BAD_TIME)
+    return start, image_id, size
 
 
 def _parse(line):

@@ -275,7 +275,7 @@ def plan(policy, lru_ids, files, records, targets, now, last_read=None,
 def prune(cache, max_size, now=None, stop_event=None, targets=None,
           idle_since=None, max_delete_rate=0, dry_run=False,
           open_images=inuse.open_images, policy=eviction.LRU):
-    """Evict images until the cache meets its targets; LRU first.
+    """Evict images until the cache meets its targets, in the policy's order.
 
     With only ``max_size`` (``targets`` None), the targets are Glance's:
     the least recently used images go until the cache is no larger than
@@ -328,8 +328,8 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     pinned = cache.state.pinned_ids()
     if targets.watches_free_space:
         needs = targets.needs(size, len(files), *cache.files.filesystem())
-    policy = eviction.load(policy, cache.state)
-    if policy.needs_records:
+    ranking = eviction.load(policy, cache.state)
+    if ranking.needs_records:
         records = {record.image_id: record
                    for record in cache.metadata.lru_records(files)}
         lru_ids = list(records)
@@ -341,7 +341,7 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
                  if targets.max_idle_time else {})
     protected = dict.fromkeys(open_images(cache.path), IN_USE)
     protected.update(dict.fromkeys(pinned, PINNED))
-    planner = plan(policy, lru_ids, files, records, targets, now, last_read,
+    planner = plan(ranking, lru_ids, files, records, targets, now, last_read,
                    protected)
     LOG.debug('Image cache holds %d bytes in %d images (limit %d); to shed: '
               '%s', size, len(files), max_size, needs)
@@ -388,9 +388,9 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
         e.partial = done.result(size_before, planner, pacer)
         raise
     finally:
-        policy.evicted([files[image_id] for image_id, _size, _reason
-                        in done.removed], records, now)
-        eviction.save(policy, cache.state)
+        ranking.evicted([files[image_id] for image_id, _size, _reason
+                         in done.removed], records, now)
+        eviction.save(ranking, cache.state)
     result = done.result(size_before, planner, pacer)
     _log_prune(result, max_size, needs)
     return result

@@ -17,9 +17,11 @@ prune makes its choices with the very objects a real prune uses
 between prunes), down to the cache size or the low watermark. The
 free-space floor has no filesystem to measure and is left out.
 
-``offline`` is the reference no online policy can beat by much: on the same
-prune schedule, it evicts first the images whose next request is furthest
-away (never, first of all).
+``offline`` is the reference: on the same prune schedule, it evicts first
+the images whose next request is furthest away (never, first of all), as
+only a policy that knew the future could. Under the size target alone, no
+policy does much better; ``min_age``, ``max_images`` and ``max_idle_time``
+bind it as they bind the others.
 """
 
 import array
@@ -41,6 +43,13 @@ OFFLINE = 'offline'
 
 #: The longest image id a trace may hold (Glance's ids are 36 characters).
 MAX_ID_LENGTH = 255
+
+#: The last second of the year 9999: no later timestamp is a date.
+LAST_TIME = 253402300799
+
+#: The shortest prune interval, seconds: a shorter one is lost in the
+#: precision of epoch seconds.
+MIN_PRUNE_INTERVAL = 0.001
 
 #: Victims planned at a time: a prune plans all of its own in one go.
 _PLAN_ALL = 2 ** 62
@@ -104,7 +113,7 @@ def read_trace(lines, name='trace'):
     reader = csv.reader(lines)
     try:
         header = next(reader, None)
-    except csv.Error as e:
+    except (csv.Error, UnicodeDecodeError) as e:
         raise TraceError('%s, line 1: %s' % (name, e))
     if header is None or tuple(field.strip().lstrip('\ufeff')
                                for field in header) != HEADER:
@@ -125,6 +134,9 @@ def read_trace(lines, name='trace'):
             trace.append(timestamp, image_id, size)
     except csv.Error as e:
         raise TraceError('%s, line %d: %s' % (name, reader.line_num, e))
+    except UnicodeDecodeError:
+        raise TraceError('%s, line %d: not UTF-8 text'
+                         % (name, reader.line_num + 1))
     if not len(trace):
         raise TraceError('%s holds no request' % name)
     return trace if ordered else _in_time_order(trace)
@@ -139,9 +151,9 @@ def _row(row, line, name):
         timestamp = float(timestamp)
     except ValueError:
         timestamp = None
-    if timestamp is None or not 0 <= timestamp < math.inf:
-        raise TraceError('%s, line %d: timestamp %r is not epoch seconds'
-                         % (name, line, row[0][:40]))
+    if timestamp is None or not 0 <= timestamp <= LAST_TIME:
+        raise TraceError('%s, line %d: timestamp %r is not epoch seconds '
+                         'from 1970 to 9999' % (name, line, row[0][:40]))
     if not image_id or len(image_id) > MAX_ID_LENGTH or \
             not image_id.isprintable():
         raise TraceError('%s, line %d: image_id %r is empty, longer than %d '
@@ -178,6 +190,17 @@ class Schedule:
     targets: evict_targets.Targets
     watch: bool = False
     react_delay: float = 2.0
+
+    def __post_init__(self):
+        interval = self.prune_interval
+        if not (interval == 0 or MIN_PRUNE_INTERVAL <= interval < math.inf):
+            raise exception.ConfigError(
+                '--prune-interval must be 0 (none) or from %g seconds up, '
+                'not %r' % (MIN_PRUNE_INTERVAL, interval))
+        if not interval and not self.watch:
+            raise exception.ConfigError(
+                'with --prune-interval 0 (or [DEFAULT] cache_prune_interval '
+                '= 0) and no watch, nothing would ever prune')
 
     @classmethod
     def from_conf(cls, conf, prune_interval=None):
@@ -357,9 +380,17 @@ class _Replay:
                 if watched < next_prune:
                     self._prune(watched, watched=True)
                     watched = math.inf
-                else:
-                    self._prune(next_prune)
-                    next_prune += interval
+                    continue
+                self._prune(next_prune)
+                next_prune += interval
+                # Ticks with no request between them: all but the last
+                # find the cache as the one before left it, so only the
+                # last runs (its idle images are theirs and more); every
+                # one counts. A long quiet spell costs one prune.
+                due = math.floor((min(now, watched) - next_prune) / interval)
+                if due >= 1:
+                    self.prunes += due
+                    next_prune += due * interval
             image_id = trace.image_ids[index]
             size = trace.sizes[index]
             requested += size

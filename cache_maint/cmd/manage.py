@@ -9,6 +9,7 @@ pins (both live in the cache's state, ``cache_maint.state``).
 
 import datetime
 import json
+import os
 import signal
 import sys
 import threading
@@ -227,8 +228,9 @@ def _stop_on_signals(stop):
 def _add_parsers(subparsers):
     for name, helptext in (
             ('clean', 'Remove failed and stalled downloads, once.'),
-            ('prune', 'Evict least recently used images down to '
-                      'image_cache_max_size, once.')):
+            ('prune', 'Evict images, in the order of [prune] '
+                      'eviction_policy (least recently used first by '
+                      'default), until the cache meets its targets, once.')):
         parser = subparsers.add_parser(name, help=helptext)
         parser.add_argument(
             '--wait', type=float, default=None, metavar='SECONDS',
@@ -293,6 +295,9 @@ def main(argv=None):
         except exception.CacheMaintError as e:
             sys.exit('cache-maint-manage %s failed: %s'
                      % (conf.command.name, e))
+        except BrokenPipeError:
+            # A reader that had enough (| head): not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     stop = threading.Event()
     _stop_on_signals(stop)

@@ -13,7 +13,6 @@ state.
 import contextlib
 import csv
 import json
-import math
 import sys
 import zoneinfo
 
@@ -24,6 +23,9 @@ from cache_maint import glance_log
 from cache_maint import simulation
 
 _PERCENT_OF_UNIQUE = 'percent of the unique bytes of the trace'
+
+#: The longest trace line read, in bytes: a row is far shorter.
+MAX_LINE = 4096
 
 
 def add_parsers(subparsers):
@@ -38,7 +40,7 @@ def add_parsers(subparsers):
     parser.add_argument(
         '--cache-size', required=True, metavar='SIZE[,SIZE...]',
         help='Cache sizes to replay: bytes (suffixes K, M, G, T, powers of '
-             'of 1024) or a %s (5%%).' % _PERCENT_OF_UNIQUE)
+             '1024) or a %s (5%%%%).' % _PERCENT_OF_UNIQUE)
     parser.add_argument(
         '--policy', default=','.join(eviction.NAMES),
         metavar='NAME[,NAME...]',
@@ -62,7 +64,8 @@ def add_parsers(subparsers):
         help="Turn glance-api's request log (eventlet, uWSGI, or Apache "
              'and nginx access logs; gzip too) into a trace for simulate: '
              'one row per successful image download.')
-    parser.add_argument('logs', nargs='+', metavar='LOG')
+    parser.add_argument('logs', nargs='+', metavar='LOG',
+                        help='Log files, plain or gzip; "-": standard input.')
     parser.add_argument('--output', default='-', metavar='FILE',
                         help='Where to write the trace; standard output by '
                              'default.')
@@ -81,17 +84,10 @@ def simulate(conf):
     if command.watch:
         conf.set_override('watch', True, group=prune_opts.GROUP)
     schedule = simulation.Schedule.from_conf(conf, command.prune_interval)
-    if schedule.prune_interval < 0 or not math.isfinite(
-            schedule.prune_interval):
-        raise exception.ConfigError('--prune-interval must be 0 or more '
-                                    'seconds')
-    if not schedule.prune_interval and not schedule.watch:
-        raise exception.ConfigError(
-            'with --prune-interval 0 and no --watch, nothing would ever '
-            'prune')
     wanted = _cache_sizes(command.cache_size)
-    with _opened(command.trace) as lines:
-        trace = simulation.read_trace(lines, name=command.trace)
+    with _opened(command.trace, 'rb') as stream:
+        trace = simulation.read_trace(_text_lines(stream, command.trace),
+                                      name=command.trace)
     unique = trace.unique_bytes()
     sizes = simulation.sizes_of(trace, wanted)
     answer = simulation.simulate(trace, sizes, policies, schedule)
@@ -126,8 +122,10 @@ def _print_table(answer, policies, unique):
         print('  '.join(str(cell).rjust(width)
                         for cell, width in zip(row, widths)))
     print('Each cell: byte miss ratio (object miss ratio). offline: the '
-          'furthest next request goes first, on the same prunes; no '
-          'policy can do much better.')
+          'image requested again furthest ahead goes first, on the same '
+          'prunes: the reference a policy that knew the future would reach '
+          '(under the size target alone; min_age, max_images and '
+          'max_idle_time bind it too).')
 
 
 def _ratios(result):
@@ -149,19 +147,25 @@ def trace_from_log(conf):
     if command.timezone:
         try:
             zone = zoneinfo.ZoneInfo(command.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
-            raise exception.ConfigError('unknown --timezone %r: %s'
-                                        % (command.timezone, e))
-    try:
-        conversion = glance_log.convert(glance_log.open_log(*command.logs),
-                                        tz=zone)
-    except OSError as e:
-        raise exception.ConfigError('cannot read the log: %s' % e)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise exception.ConfigError(
+                'unknown --timezone %r: give a name of the tz database, such '
+                'as Europe/Paris' % command.timezone[:80])
     with _opened(command.output, 'w') as out:
+        try:
+            conversion = glance_log.convert(
+                glance_log.open_log(*command.logs), tz=zone)
+        except OSError as e:
+            raise exception.ConfigError('cannot read the log: %s' % e)
         writer = csv.writer(out, lineterminator='\n')
-        writer.writerow(simulation.HEADER)
-        for timestamp, image_id, size in conversion.requests:
-            writer.writerow(('%.3f' % timestamp, image_id, size))
+        try:
+            writer.writerow(simulation.HEADER)
+            for timestamp, image_id, size in conversion.requests:
+                writer.writerow(('%.3f' % timestamp, image_id, size))
+            out.flush()
+        except OSError as e:
+            raise exception.ConfigError('cannot write the trace to %s: %s'
+                                        % (command.output, e.strerror or e))
     sys.stderr.write('%d lines read, %d image downloads written; skipped: '
                      '%s\n' % (conversion.read, len(conversion.requests),
                                ', '.join('%s %d' % item for item in sorted(
@@ -181,7 +185,7 @@ def _policies(value):
 
 
 def _cache_sizes(value):
-    """Bytes (ints) and shares of the unique bytes (floats under 1)."""
+    """Bytes (ints) and shares of the unique bytes (floats)."""
     sizes = []
     for text in value.split(','):
         text = text.strip()
@@ -189,7 +193,9 @@ def _cache_sizes(value):
             if text.endswith('%'):
                 percent = float(text[:-1])
                 if not 0 < percent <= 100:
-                    raise ValueError('not a percent from 0 to 100')
+                    raise exception.ConfigError(
+                        '--cache-size %r: a percent of the unique bytes must '
+                        'be over 0 and at most 100' % text)
                 sizes.append(percent / 100)
             else:
                 sizes.append(prune_opts.Bytes()(text))
@@ -200,17 +206,44 @@ def _cache_sizes(value):
     return sizes
 
 
+def _text_lines(stream, name):
+    """The lines of a binary ``stream`` as text; TraceError at a bad one.
+
+    Never more than MAX_LINE bytes are read at once: a file with no line
+    ends (``/dev/zero``) fails at once rather than fill the memory. Each
+    line is decoded on its own, so that an error names its line.
+    """
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE:
+            raise simulation.TraceError('%s, line %d: longer than %d bytes'
+                                        % (name, number, MAX_LINE))
+        try:
+            yield line.decode('utf-8')
+        except UnicodeDecodeError:
+            raise simulation.TraceError('%s, line %d: not UTF-8 text'
+                                        % (name, number))
+
+
 @contextlib.contextmanager
 def _opened(path, mode='r'):
-    """A text file, or standard input or output for ``-``."""
+    """A file (``rb`` or ``w``), or standard input or output for ``-``."""
     if path == '-':
-        yield sys.stdin if mode == 'r' else sys.stdout
+        yield sys.stdin.buffer if mode == 'rb' else sys.stdout
         return
     try:
-        stream = open(path, mode, newline='', encoding='utf-8',
-                      errors='replace' if mode == 'r' else 'strict')
+        stream = (open(path, mode) if 'b' in mode
+                  else open(path, mode, newline='', encoding='utf-8'))
     except OSError as e:
         raise exception.ConfigError('cannot open %s: %s' % (
             path, e.strerror or e))
-    with stream:
-        yield stream
+    try:
+        with stream:
+            yield stream
+    except OSError as e:        # closing flushes what is left to write
+        raise exception.ConfigError('cannot %s %s: %s' % (
+            'read' if 'r' in mode else 'write', path, e.strerror or e))

@@ -57,10 +57,11 @@ def check(conf, needs_cache=True):
     oslo.config only checks a value when it is read, so every registered
     option is read here once, at start-up, rather than in the middle of a
     run or of a request. Without ``needs_cache`` (a command that reads no
-    cache), the cache directory may be unset.
+    cache and serves nothing), only the values and the ``[prune]`` options
+    are checked: the cache directory may be unset.
     """
     values.check(conf)
-    if not needs_cache and not conf.image_cache_dir:
+    if not needs_cache:
         _check_prune(conf)
         return
     if not conf.image_cache_dir:

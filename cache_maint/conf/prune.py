@@ -167,10 +167,11 @@ fast as the filesystem allows; otherwise at least 1M.
         help="""
 Which recorded images prune evicts first. Files without a record always go
 first, and pins, images in use, ``min_age`` and every target apply whatever
-the policy. ``lfuda`` and ``adaptive`` read each image's hits (one more
-read of the records, or one extended attribute per image with the xattr
-driver) and keep a small memory in ``[maintenance] state_dir``. Replay your
-node's history with ``cache-maint-manage simulate`` before you change it.
+the policy. ``lfuda`` and ``adaptive`` read each image's hits with the
+records prune reads anyway (with the xattr driver, one extended attribute
+per image) and keep a memory of their own in ``[maintenance] state_dir``.
+Replay your node's history with ``cache-maint-manage simulate`` before you
+change it.
 """),
     cfg.IntOpt(
         'min_age',

@@ -81,12 +81,10 @@ class XattrDriver(base.Driver):
                       key=lambda r: r.image_id)
 
     def _record(self, cached):
-        return base.ImageRecord(
-            image_id=cached.image_id,
-            last_accessed=int(cached.atime),
-            last_modified=int(cached.mtime),
-            size=cached.size,
-            hits=self._hits(cached.image_id))
+        # mended: user.hits may hold anything a process wrote there.
+        return base.ImageRecord.mended((
+            cached.image_id, int(cached.atime), int(cached.mtime),
+            cached.size, self._hits(cached.image_id)))
 
     def forget(self, image_ids, recorded_before=None):
         """Nothing to do: the metadata goes with the file."""

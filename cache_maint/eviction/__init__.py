@@ -6,7 +6,9 @@ from Glance's own metadata (size, hits, last access, when cached) and from
 what cache-maint remembers of its past prunes; files without a record still
 go first, and pins, images in use, ``min_age`` and the watermarks apply
 whatever the policy. A policy ranks in memory, once per prune: it adds no
-query per image, and its cost per victim does not grow with the cache.
+database query per image (the xattr driver, whose hits live in the files,
+reads one attribute per image), and its cost per victim does not grow
+with the cache.
 
 ``lru`` is Glance's own order, exactly. ``lfuda`` and ``adaptive`` keep a
 little memory between prunes in the cache's state (``cache_maint.state``),

@@ -59,11 +59,12 @@ class Adaptive(base.Policy):
         memory = memory if isinstance(memory, dict) else {}
         self.theta = _bounded(memory.get('theta'), THETA_START)
         #: {image_id: [evicted_at, size, requests, until when LRU kept it]}
-        self._ghosts = _table(memory.get('ghosts'), 4)
+        self._ghosts = _by_time(_table(memory.get('ghosts'), 4))
         #: {image_id: [kept_at, size, end of LRU's horizon]}: images LRU
         #: would have evicted.
-        self._kept = _table(memory.get('kept'), 3)
-        #: {image_id: [requests before it was last cached]}
+        self._kept = _by_time(_table(memory.get('kept'), 3))
+        #: {image_id: [requests before it was last cached]}: no more than
+        #: the images cached.
         self._prior = _table(memory.get('prior'), 1)
         self._lru = []
 
@@ -111,9 +112,16 @@ class Adaptive(base.Policy):
         self._lru = recorded
         if not recorded:
             return recorded
-        # The median idle age: ``recorded`` comes least recently used first.
+        # The median idle age, counted from the latest access rather than
+        # from now, so that the order depends on the cache alone (a dry
+        # run's, and the real run's after it): ``recorded`` comes least
+        # recently used first.
         middle = records[recorded[(len(recorded) - 1) // 2].image_id]
-        scale = self.theta * max(0.0, now - middle.last_accessed)
+        latest = records[recorded[-1].image_id]
+        # At least a second: images all read in the same one are still
+        # told apart by how often they were.
+        scale = self.theta * max(1.0, latest.last_accessed
+                                 - middle.last_accessed)
         prior = self._prior
         log2 = math.log2
 
@@ -149,10 +157,9 @@ class Adaptive(base.Policy):
                 0 if cached.image_id in lru_victims
                 else record.last_accessed + lru_age]
             self._prior.pop(cached.image_id, None)
-        by_id = {cached.image_id: cached for cached in self._lru}
         for image_id in lru_victims - gone:
             self._kept.pop(image_id, None)
-            self._kept[image_id] = [now, by_id[image_id].size,
+            self._kept[image_id] = [now, records[image_id].size,
                                     now + lru_age]
         self._lru = []
         _trim(self._ghosts)
@@ -188,6 +195,16 @@ def _table(value, width):
         numbers = [base.number(n) for n in entry]
         if None not in numbers:
             table[key] = numbers
+    return table
+
+
+def _by_time(table):
+    """``table`` oldest first, by its entries' times, and trimmed.
+
+    The state keeps JSON with sorted keys: the order the policy wrote is
+    not the order it reads back.
+    """
+    table = dict(sorted(table.items(), key=lambda item: item[1][0]))
     _trim(table)
     return table
 

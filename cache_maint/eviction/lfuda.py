@@ -68,8 +68,12 @@ class LFUDA(base.Policy):
                 if cached.image_id in records]
         if not keys or max(keys) <= self.age:
             return
-        when = max(now, self._times[-1]) if self._times else now
-        self._times.append(when)
+        # A clock put back: changes dated after now are taken as made now,
+        # or every access from now on would get an L from before them.
+        for index, when in enumerate(self._times):
+            if when > now:
+                self._times[index] = now
+        self._times.append(now)
         self._ages.append(max(keys))
         self._trim()
 

@@ -455,6 +455,19 @@ class TestEvictionPolicies:
                 assert r.last_accessed == pytest.approx(accessed)
 
     @pytest.mark.parametrize('policy', eviction.NAMES)
+    def test_odd_hits_do_not_fail_a_prune(self, tmp_path, policy):
+        # In the xattr driver, user.hits is whatever a process wrote.
+        cache = caches.XattrCache(tmp_path / 'cache')
+        for hits in (b'-1', b'9' * 4000, b'nan', b'3'):
+            image_id = cache.add_image(last_accessed=time.time() - 100)
+            os.setxattr(os.path.join(cache.path, image_id), 'user.hits',
+                        hits)
+        result = maintenance.prune(open_cache(cache), 2 * KIB,
+                                   policy=policy)
+        assert result.files == 2
+        assert len(cache.images()) == 2
+
+    @pytest.mark.parametrize('policy', eviction.NAMES)
     def test_prune_evicts_what_its_dry_run_listed(self, cache, policy):
         ids = fill_with_hits(cache)
         key = eviction.memory_key(policy)

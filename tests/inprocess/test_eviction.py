@@ -229,6 +229,9 @@ class TestLFUDA:
         assert times == sorted(times)
         assert policy.age == 10
         assert through_json(policy).age == policy.age
+        # An image read now, after the clock was put right, ages with L as
+        # it is now, not with the L of before the changes dated ahead.
+        assert policy.key(record('c', 600, hits=0)) == policy.age + 1
 
 
 def learning_prune(policy, start, outcome):
@@ -455,6 +458,16 @@ class TestAdaptive:
                      'C', 2)
         # Q, kept at 1010, is the oldest entry; P and R were kept at 1020.
         assert set(kept) == {'P', 'R'}
+
+    def test_the_oldest_entries_go_first_after_a_reload(self, monkeypatch):
+        # The state keeps JSON with sorted keys: 'z…', written first, reads
+        # back last; it is still the first to go.
+        monkeypatch.setattr(adaptive, 'MEMORY_SIZE', 2)
+        memory = {'ghosts': {'z-old': [100, 1, 1, 0], 'a-new': [300, 1, 1, 0],
+                             'm-mid': [200, 1, 1, 0]}}
+        policy = eviction.make('adaptive', json.loads(json.dumps(
+            memory, sort_keys=True)))
+        assert list(policy.dump()['ghosts']) == ['m-mid', 'a-new']
 
     def test_a_clock_gone_backwards(self):
         policy = adaptive.Adaptive()

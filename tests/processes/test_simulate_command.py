@@ -320,3 +320,73 @@ def test_trace_from_log_writes_a_trace_that_simulate_replays(tmp_path):
     assert whole['bytes_missed'] == 1234567 + 7654321
     # The offline reference evicts B, never requested again, and keeps A.
     assert answer['offline'][0]['object_miss_ratio'] == 2 / 3
+
+
+def test_hostile_input_is_one_line_and_never_hangs(tmp_path):
+    good = write_trace(tmp_path / 'good.csv', CROSSING)
+    config = empty_config(tmp_path)
+    far = write_trace(tmp_path / 'far.csv', [(0, 'a', 1), (1e9, 'b', 1)])
+    future = tmp_path / 'future.csv'
+    future.write_text('timestamp,image_id,size\n0,a,1\n1e20,b,1\n')
+    latin = tmp_path / 'latin.csv'
+    latin.write_bytes(b'timestamp,image_id,size\n0,ab\xffc,1\n')
+    endless = tmp_path / 'endless.csv'
+    endless.write_text('timestamp,image_id,size\n' + '0' * 100000)
+
+    def simulate(*args, trace=good):
+        return (config, 'simulate', '--trace', trace, '--cache-size', '50%',
+                '--prune-interval', '60') + args
+
+    cases = [
+        (simulate('--prune-interval', '1e-9'), ['--prune-interval']),
+        (simulate('--prune-interval', 'nan'), ['--prune-interval']),
+        (simulate(trace=future), ['line 3', '9999']),
+        (simulate(trace=latin), ['line 2', 'UTF-8']),
+        (simulate(trace=endless), ['line 2', 'longer than']),
+        ((config, 'trace-from-log', good, '--timezone', 'Europe'),
+         ['--timezone']),
+        ((config, 'trace-from-log', good, '--output', '/dev/full'),
+         ['/dev/full']),
+    ]
+    results = run_all(*[command for command, _ in cases])
+    for (command, expected), result in zip(cases, results):
+        assert result.returncode != 0, (command, result.stdout)
+        assert 'Traceback' not in result.stderr, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, result.stderr)
+        for needle in expected:
+            assert needle in lines[0], (command, lines[0])
+    # A second's timer over 30 years of silence: one prune runs, and the
+    # billion that found nothing to do are counted.
+    quiet, = run_all(simulate('--prune-interval', '1', '--format', 'json',
+                              trace=far))
+    answer = as_json(quiet)
+    assert answer['results'][0]['prunes'] == 10 ** 9
+
+
+def test_every_subcommand_has_help(tmp_path):
+    config = empty_config(tmp_path)
+    results = run_all(*[(config, command, '--help') for command in (
+        'clean', 'prune', 'list', 'pin', 'unpin', 'pins', 'status',
+        'db-sync', 'simulate', 'trace-from-log')])
+    for result in results:
+        succeeded(result)
+        assert 'usage:' in result.stdout
+
+
+def test_trace_from_log_reads_standard_input(tmp_path):
+    process = subprocess.Popen(
+        [processes.console_script('cache-maint-manage'), '--config-file',
+         empty_config(tmp_path), 'trace-from-log', '-'],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(
+            '\n'.join(GLANCE_LOG) + '\n', timeout=processes.DEADLINE)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines()[0] == ','.join(simulation.HEADER)
+    assert len(stdout.splitlines()) == 4
