@@ -289,16 +289,21 @@ def main(argv=None):
     conf = common.load_config(
         argv, cli_opts=[command_opt], log_to_stderr=True,
         needs_cache=lambda conf: conf.command.name not in OFFLINE_COMMANDS)
-    if conf.command.name in OFFLINE_COMMANDS:
-        try:
+    try:
+        if conf.command.name in OFFLINE_COMMANDS:
             OFFLINE_COMMANDS[conf.command.name](conf)
-        except exception.CacheMaintError as e:
-            sys.exit('cache-maint-manage %s failed: %s'
-                     % (conf.command.name, e))
-        except BrokenPipeError:
-            # A reader that had enough (| head): not an error of ours.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return
+        else:
+            _on_the_cache(conf)
+    except exception.CacheMaintError as e:
+        sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))
+    except BrokenPipeError:
+        # A reader that had enough (| head): not an error of ours. What is
+        # left to print goes nowhere, rather than fail at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _on_the_cache(conf):
+    """Run a command that works on the cache (or its state or database)."""
     stop = threading.Event()
     _stop_on_signals(stop)
     cache = None
@@ -310,8 +315,6 @@ def main(argv=None):
             cache.setup()
         startup.freeze_start_up_objects()
         COMMANDS[conf.command.name](conf, cache, stop)
-    except exception.CacheMaintError as e:
-        sys.exit('cache-maint-manage %s failed: %s' % (conf.command.name, e))
     finally:
         if cache is not None:
             cache.close()

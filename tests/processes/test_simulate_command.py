@@ -390,3 +390,28 @@ def test_trace_from_log_reads_standard_input(tmp_path):
     assert process.returncode == 0, stderr
     assert stdout.splitlines()[0] == ','.join(simulation.HEADER)
     assert len(stdout.splitlines()) == 4
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    # cache-maint-manage ... | head -1: the rest goes nowhere, quietly.
+    # Its JSON (over 100 KB) is more than the pipe holds.
+    trace_path = write_trace(tmp_path / 'trace.csv',
+                             random_requests(1, length=50))
+    config = empty_config(tmp_path)
+    command = [processes.console_script('cache-maint-manage'),
+               '--config-file', config, 'simulate', '--trace', trace_path,
+               '--cache-size', ','.join('%d%%' % n for n in range(1, 101)),
+               '--prune-interval', '60', '--format', 'json']
+    process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        process.stdout.readline()
+        process.stdout.close()
+        _stdout, stderr = process.communicate(timeout=processes.DEADLINE)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert 'Traceback' not in stderr, stderr
+    assert process.returncode == 0, stderr
