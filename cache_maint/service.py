@@ -24,6 +24,7 @@ from cache_maint import singleflight
 from cache_maint import startup
 from cache_maint import status
 from cache_maint import targets
+from cache_maint import version
 from cache_maint import watcher
 
 LOG = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ class MaintenanceService(service.Service):
             self._watch()
         status.record_start(self._cache, self._watching())
         startup.freeze_start_up_objects()
-        LOG.info('cache-maint is maintaining %s with the %s driver (limit %d '
-                 'bytes)', self.conf.image_cache_dir,
+        LOG.info('cache-maint %s is maintaining %s with the %s driver '
+                 '(limit %d bytes)', version.version_string(),
+                 self.conf.image_cache_dir,
                  self._cache.metadata.name,
                  self.conf.image_cache_max_size)
 

@@ -15,6 +15,7 @@ from cache_maint.api import auth
 from cache_maint import conf as cm_conf
 from cache_maint.conf import sources
 from cache_maint import exception
+from cache_maint import version
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def parse(conf, argv, **kwargs):
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            conf(argv, project='cache-maint', **kwargs)
+            conf(argv, project='cache-maint',
+                 version=version.version_string(), **kwargs)
     except SystemExit as e:
         if not e.code:
             raise

@@ -5,8 +5,6 @@ Made at each scrape from the observer's latest snapshot
 registry of the service's own.
 """
 
-import importlib.metadata
-
 import prometheus_client
 from prometheus_client import metrics_core
 from prometheus_client import registry as prom_registry
@@ -14,15 +12,7 @@ from prometheus_client import utils as prom_utils
 
 from cache_maint.metrics import observer
 from cache_maint import targets as evict_targets
-
-DISTRIBUTION = 'cache-maint'
-
-
-def _version():
-    try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
+from cache_maint import version
 
 
 class Collector:
@@ -33,7 +23,7 @@ class Collector:
         targets = evict_targets.Targets.from_conf(conf)
         self._limits = (targets.max_size, targets.high_mark,
                         targets.low_mark)
-        self._build = {'version': _version(),
+        self._build = {'version': version.version_string(),
                        'driver': conf.image_cache_driver}
 
     def describe(self):

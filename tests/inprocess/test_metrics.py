@@ -23,6 +23,7 @@ from cache_maint.metrics import exposition
 from cache_maint.metrics import observer
 from cache_maint import runs
 from cache_maint import state as cm_state
+from cache_maint import version
 
 from tests.support import caches
 from tests.support import scrape
@@ -316,9 +317,9 @@ def test_the_exposition_parses_and_has_every_required_name(site):
               for _, v in items}
     assert not labels & set(image_ids)
     assert found['glance_cache_maint_build_info'] == {
-        frozenset({('version', exposition._version()),
+        frozenset({('version', version.version_string()),
                    ('driver', 'sqlite')}): 1.0}
-    assert exposition._version() != 'unknown'
+    assert version.version_string() != 'unknown'
     for reason in observer.REASONS:
         assert value(found, 'glance_cache_evictions_total',
                      reason=reason) == 0
