@@ -218,6 +218,22 @@ def test_watch_and_watermarks_from_the_flag_and_the_config_file(tmp_path):
             trace_path, 300, 'lru', plan).to_dict()
 
 
+def failed_in_one_line(cases):
+    """Run ``(command, needles)`` cases at once; each must fail in one line.
+
+    The line holds every needle; yields (command, result, line).
+    """
+    results = run_all(*[command for command, _ in cases])
+    for (command, expected), result in zip(cases, results):
+        assert result.returncode != 0, (command, result.stdout)
+        assert 'Traceback' not in result.stderr, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, result.stderr)
+        for needle in expected:
+            assert needle in lines[0], (command, lines[0])
+        yield command, result, lines[0]
+
+
 def test_bad_input_is_one_line_on_stderr(tmp_path):
     good = write_trace(tmp_path / 'good.csv', CROSSING)
     bad = tmp_path / 'bad.csv'
@@ -238,16 +254,9 @@ def test_bad_input_is_one_line_on_stderr(tmp_path):
         (simulate('--prune-interval', '0'), ['--prune-interval 0']),
         (simulate(trace=tmp_path), [str(tmp_path)]),
     ]
-    results = run_all(*[command for command, _ in cases])
-    for (command, expected), result in zip(cases, results):
-        assert result.returncode != 0, (command, result.stdout)
-        assert 'Traceback' not in result.stderr, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, (command, result.stderr)
-        assert lines[0].startswith('cache-maint-manage %s failed: '
-                                   % command[1]), lines
-        for needle in expected:
-            assert needle in lines[0], (command, lines[0])
+    for command, result, line in failed_in_one_line(cases):
+        assert line.startswith('cache-maint-manage %s failed: '
+                               % command[1]), line
         assert result.stdout == '', (command, result.stdout)
 
 
@@ -348,14 +357,7 @@ def test_hostile_input_is_one_line_and_never_hangs(tmp_path):
         ((config, 'trace-from-log', good, '--output', '/dev/full'),
          ['/dev/full']),
     ]
-    results = run_all(*[command for command, _ in cases])
-    for (command, expected), result in zip(cases, results):
-        assert result.returncode != 0, (command, result.stdout)
-        assert 'Traceback' not in result.stderr, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, (command, result.stderr)
-        for needle in expected:
-            assert needle in lines[0], (command, lines[0])
+    list(failed_in_one_line(cases))
     # A second's timer over 30 years of silence: one prune runs, and the
     # billion that found nothing to do are counted.
     quiet, = run_all(simulate('--prune-interval', '1', '--format', 'json',
