@@ -1,6 +1,7 @@
 """The API through its real WSGI stack: every route, role and error."""
 
 import datetime
+import importlib.metadata
 import json
 import os
 import threading
@@ -78,6 +79,11 @@ class TestVersions:
             assert set(version) == {'id', 'status', 'links'}
             assert version['links'] == [
                 {'rel': 'self', 'href': 'http://localhost/v2/'}]
+
+    def test_versions_document_names_the_build(self, api):
+        build = api.request('GET', '/versions', token=None).json['build_info']
+        assert build == {'name': 'cache-maint',
+                         'version': importlib.metadata.version('cache-maint')}
 
     def test_schema_for_glanceclient_is_public(self, api):
         response = api.request('GET', '/v2/schemas/metadefs/resource_type',

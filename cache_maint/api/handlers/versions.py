@@ -4,10 +4,13 @@ glanceclient looks for the exact ids ``v2.14`` (cache API) and ``v2.18``
 (clean and prune) with a usable status before it calls the cache API;
 tempest wants 300 at the root. Entries carry only ``id``, ``status`` and
 ``links``: adding ``version``/``min_version`` would make keystoneauth start
-microversion negotiation, which Glance does not do.
+microversion negotiation, which Glance does not do. Which cache-maint
+answers is told beside the list, in ``build_info``, where no client looks
+for versions.
 """
 
 from cache_maint.api import util
+from cache_maint import version
 
 CURRENT = 'v2.18'
 SUPPORTED = ('v2.17', 'v2.16', 'v2.15', 'v2.14')
@@ -19,7 +22,9 @@ def _document(req):
     versions = [{'id': CURRENT, 'status': 'CURRENT', 'links': links}]
     versions += [{'id': version, 'status': 'SUPPORTED', 'links': links}
                  for version in SUPPORTED]
-    return {'versions': versions}
+    return {'versions': versions,
+            'build_info': {'name': version.DISTRIBUTION,
+                           'version': version.version_string()}}
 
 
 def multiple_choices(req):
