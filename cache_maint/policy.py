@@ -5,6 +5,7 @@ import logging as std_logging
 
 from oslo_config import cfg
 from oslo_log import log as logging
+from oslo_policy import _parser
 from oslo_policy import policy
 
 from cache_maint import conf as cm_conf
@@ -50,6 +51,13 @@ def check(conf):
             'the policy file of [oslo_policy] policy_file = %s has a rule '
             'that cannot be parsed: %s'
             % (conf.oslo_policy.policy_file, unparsable[0]))
+
+
+def unparsable(check_str):
+    """Why oslo.policy cannot parse a rule's check string, or None."""
+    with _unparsable_rules() as found:
+        _parser.parse_rule(check_str)
+    return found[0] if found else None
 
 
 @contextlib.contextmanager

@@ -186,6 +186,14 @@ class CentralizedDbDriver(base.Driver):
                 '[DEFAULT] worker_self_reference_url is not set; the '
                 'centralized_db driver needs the URL that names this node '
                 '(the value glance-api uses)')
+        self.check_tables()
+        self._refuse_near_miss()
+
+    def check_tables(self):
+        """Raise unless the database answers and has Glance's two tables.
+
+        Reads the schema only.
+        """
         try:
             present = set(sa.inspect(self.engine).get_table_names())
         except sa_exc.SQLAlchemyError as e:
@@ -197,7 +205,15 @@ class CentralizedDbDriver(base.Driver):
                 'run "glance-manage db sync" for a Glance database, or '
                 '"cache-maint-manage db-sync" for a standalone one'
                 % ' and no '.join(missing))
-        self._refuse_near_miss()
+
+    def node_urls(self):
+        """Every node_reference_url registered, in no particular order."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(
+                    sa.select(_nodes.c.node_reference_url)).scalars().all()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'read the registered nodes')
 
     def _refuse_near_miss(self):
         """Refuse a URL that is another node's but for its spelling.
@@ -206,12 +222,7 @@ class CentralizedDbDriver(base.Driver):
         would be invisible to cache-maint, and its files pruned as
         untracked.
         """
-        try:
-            with self.engine.connect() as conn:
-                urls = conn.execute(
-                    sa.select(_nodes.c.node_reference_url)).scalars().all()
-        except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the registered nodes')
+        urls = self.node_urls()
         if self.url in urls:
             return
         ours = comparable_url(self.url)

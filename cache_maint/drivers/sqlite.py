@@ -95,14 +95,14 @@ class SqliteDriver(base.Driver):
                                     conf.image_cache_sqlite_db)
 
     @contextlib.contextmanager
-    def _connect(self, create=False):
+    def _connect(self, create=False, read_only=False):
         """One connection per operation, as glance-api does.
 
         Only setup creates the database: a database that vanishes later is
         an error, not something to recreate empty behind Glance's back.
         """
-        uri = 'file:%s?mode=%s' % (urllib.parse.quote(self.db_path),
-                                   'rwc' if create else 'rw')
+        mode = 'rwc' if create else 'ro' if read_only else 'rw'
+        uri = 'file:%s?mode=%s' % (urllib.parse.quote(self.db_path), mode)
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT,
                                    isolation_level=None)
@@ -160,6 +160,21 @@ class SqliteDriver(base.Driver):
                 'image_cache_dir, and it does not exist; cache-maint only '
                 'creates the database inside the cache directory'
                 % self.db_path)
+
+    def has_table(self):
+        """True if the database has Glance's table, with its columns.
+
+        Opened read-only: nothing is created or changed, not even a
+        journal; a missing file is a MetadataError.
+        """
+        with self._connect(read_only=True) as conn:
+            found = _query(conn, "SELECT 1 FROM sqlite_master WHERE "
+                                 "type = 'table' AND name = 'cached_images'"
+                           ).fetchall()
+            if found:
+                _query(conn, 'SELECT %s FROM cached_images LIMIT 0'
+                       % _COLUMNS).fetchall()
+        return bool(found)
 
     def ping(self):
         with self._connect() as conn:

@@ -54,16 +54,31 @@ class XattrDriver(base.Driver):
             finally:
                 os.close(directory)
         except OSError as e:
-            if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise exception.ConfigError(
-                    '[DEFAULT] image_cache_driver = xattr, but the '
-                    'filesystem of image_cache_dir %s does not support user '
-                    'extended attributes (mount it with user_xattr, or use '
-                    'the driver glance-api really uses)'
-                    % self.conf.image_cache_dir)
-            raise exception.CacheDirError(
-                'cannot check extended attributes in %s: %s'
-                % (self.conf.image_cache_dir, e))
+            raise self._probe_failed(e)
+
+    def check_support(self):
+        """Raise unless the cache's filesystem has user xattrs; read-only.
+
+        Reads an attribute of the cache directory: a filesystem without
+        user extended attributes refuses the read itself. Unlike setup's
+        probe, creates nothing.
+        """
+        try:
+            os.getxattr(self.conf.image_cache_dir, HITS)
+        except OSError as e:
+            if e.errno != errno.ENODATA:
+                raise self._probe_failed(e)
+
+    def _probe_failed(self, error):
+        if error.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return exception.ConfigError(
+                '[DEFAULT] image_cache_driver = xattr, but the filesystem '
+                'of image_cache_dir %s does not support user extended '
+                'attributes (mount it with user_xattr, or use the driver '
+                'glance-api really uses)' % self.conf.image_cache_dir)
+        return exception.CacheDirError(
+            'cannot check extended attributes in %s: %s'
+            % (self.conf.image_cache_dir, error))
 
     def lru_order(self, files):
         return _lru_order(files.values())

@@ -21,6 +21,8 @@ HOMES = {
                    'cache_maint.drivers.glance_tables'),
     'osc_lib': ('cache_maint.osc',),
     'openstack': ('cache_maint.osc',),
+    'oslo_upgradecheck': ('cache_maint.upgrade_checks',
+                          'cache_maint.cmd.status'),
 }
 
 # Which of our own layers a module must never import.
@@ -70,6 +72,14 @@ FORBIDDEN = {
                           'cache_maint.runs') + _SERVICE,
     'cache_maint.conf': ('cache_maint.drivers', 'cache_maint.api',
                          'cache_maint.service', 'cache_maint.cmd'),
+    # Read-only checks: nothing that acts on the cache or runs the service
+    # (the API's auth and health checks are read).
+    'cache_maint.upgrade_checks': ('cache_maint.maintenance',
+                                   'cache_maint.evictor', 'cache_maint.runs',
+                                   'cache_maint.images', 'cache_maint.cache',
+                                   'cache_maint.service',
+                                   'cache_maint.periodic', 'cache_maint.cmd',
+                                   'cache_maint.wsgi'),
 }
 
 

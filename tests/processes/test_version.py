@@ -8,7 +8,7 @@ VERSION = importlib.metadata.version('cache-maint')
 
 
 def test_every_command_prints_its_version():
-    for script in ('cache-maint', 'cache-maint-manage'):
+    for script in ('cache-maint', 'cache-maint-manage', 'cache-maint-status'):
         result = processes.run_script(script, ['--version'])
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == VERSION
