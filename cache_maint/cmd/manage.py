@@ -10,6 +10,7 @@ pins (both live in the cache's state, ``cache_maint.state``).
 import datetime
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from cache_maint import images
 from cache_maint import locks
 from cache_maint import pins
 from cache_maint import runs
+from cache_maint import scratch
 from cache_maint import startup
 from cache_maint import status
 
@@ -188,6 +190,53 @@ def _status(conf, cache, stop):
             _utc(info['next_run']) + ' UTC' if info['next_run'] else 'none'))
 
 
+def _scratch_cache(conf, cache, stop):
+    command = conf.command
+    size = None if command.size is None else scratch.parse_size(command.size)
+    made = scratch.build(conf, cache, size=size, images=command.images,
+                         seed=command.seed)
+    made['next_commands'] = [
+        'cache-maint-manage %s%s' % (_config_args(conf), task) for task in (
+            'status', 'clean --dry-run', 'prune --dry-run', 'prune')]
+    if command.format == 'json':
+        _print_json(made)
+        return
+    human = simulate._human
+    over = made['over_limit_bytes']
+    print('Scratch cache %s (%s driver, --seed %d makes it again):'
+          % (made['image_cache_dir'], made['driver'], made['seed']))
+    print('  cached:     %d images recorded, %d bytes; %d files %s, %d '
+          'bytes' % (made['images']['files'], made['images']['bytes'],
+                     made['untracked']['files'],
+                     'without user.hits' if made['driver'] == 'xattr'
+                     else 'without a record (as after a crash)',
+                     made['untracked']['bytes']))
+    print('  size:       %d bytes (%s), %s image_cache_max_size %d (%s)' % (
+        made['size_bytes'], human(made['size_bytes']),
+        '%d bytes (%s) over' % (over, human(over)) if over
+        else 'within', made['max_size_bytes'],
+        human(made['max_size_bytes'])))
+    print('  incomplete: %d partial downloads, %d of them stalled (older '
+          'than image_cache_stall_time, %d s), %d bytes' % (
+              made['incomplete']['files'], made['incomplete']['stalled'],
+              made['stall_time'], made['incomplete']['bytes']))
+    print('  invalid:    %d failed downloads, %d bytes' % (
+        made['invalid']['files'], made['invalid']['bytes']))
+    print('  queued:     %d images' % made['queued']['files'])
+    print('The files are sparse: they take next to no disk space. Try:')
+    for line in made['next_commands']:
+        print('  ' + line)
+
+
+def _config_args(conf):
+    """The configuration options of this command, to repeat them."""
+    args = ['--config-file %s' % shlex.quote(path)
+            for path in conf.config_file or ()]
+    args += ['--config-dir %s' % shlex.quote(path)
+             for path in conf.config_dir or ()]
+    return ''.join(arg + ' ' for arg in args)
+
+
 def _utc(epoch):
     if not epoch:
         return 'N/A'
@@ -201,12 +250,15 @@ def _print_json(data):
 
 COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list,
             'db-sync': _db_sync, 'pin': _pin, 'unpin': _unpin,
-            'pins': _pins, 'status': _status}
+            'pins': _pins, 'status': _status,
+            'scratch-cache': _scratch_cache}
 
 
 #: The commands that work on the cache directory; the others need only the
 #: state (pins: an image may be pinned before it is cached) or the database
 #: (db-sync), and status reports a broken cache rather than refuse to.
+#: scratch-cache makes the directory itself, where none is (a refusal
+#: writes nothing).
 NEEDS_CACHE = ('clean', 'prune', 'list')
 
 #: The commands that read files of their own and no cache at all.
@@ -271,6 +323,28 @@ def _add_parsers(subparsers):
     parser = subparsers.add_parser(
         'status', help="The cache's size, limits and downloads, and the "
                        'last and next run of each task.')
+    _add_format(parser)
+    parser = subparsers.add_parser(
+        'scratch-cache',
+        help="Fill a new or empty image_cache_dir with a scratch cache in "
+             "the configured driver's format (images, records, partial, "
+             'failed and queued downloads), over image_cache_max_size, to '
+             'try clean and prune on. Refuses a directory holding anything.')
+    parser.add_argument(
+        '--size', default=None, metavar='SIZE',
+        help='Bytes of cached images (suffixes K, M, G, T, powers of 1024; '
+             '1.5G); by default 1.5 times image_cache_max_size, at most '
+             '%s.' % simulate._human(scratch.DEFAULT_SIZE_CAP))
+    parser.add_argument(
+        '--images', type=int, default=scratch.DEFAULT_IMAGES, metavar='N',
+        help='How many recorded images (1 to %d; default %d), beside %d '
+             'untracked files.' % (scratch.MAX_IMAGES, scratch.DEFAULT_IMAGES,
+                                   scratch.EXTRAS))
+    parser.add_argument(
+        '--seed', type=int, default=None, metavar='N',
+        help='Seed of the random choices: the same seed makes the same '
+             'cache (ids, sizes, hits, ages); by default a random one, '
+             'printed.')
     _add_format(parser)
     simulate.add_parsers(subparsers)
 

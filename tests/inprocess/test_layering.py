@@ -15,10 +15,12 @@ HOMES = {
     'webob': ('cache_maint.api',),
     'waitress': ('cache_maint.api.server', 'cache_maint.api.protocol'),
     'keystonemiddleware': ('cache_maint.api.auth',),
-    'sqlite3': ('cache_maint.drivers.sqlite', 'cache_maint.state'),
+    # scratch writes a scratch cache's records as Glance's drivers do.
+    'sqlite3': ('cache_maint.drivers.sqlite', 'cache_maint.state',
+                'cache_maint.scratch'),
     'prometheus_client': ('cache_maint.metrics',),
     'sqlalchemy': ('cache_maint.drivers.centralized_db',
-                   'cache_maint.drivers.glance_tables'),
+                   'cache_maint.drivers.glance_tables', 'cache_maint.scratch'),
     'osc_lib': ('cache_maint.osc',),
     'openstack': ('cache_maint.osc',),
     'oslo_upgradecheck': ('cache_maint.upgrade_checks',
@@ -70,6 +72,8 @@ FORBIDDEN = {
     'cache_maint.state': ('cache_maint.cachedir', 'cache_maint.drivers',
                           'cache_maint.cache', 'cache_maint.maintenance',
                           'cache_maint.runs') + _SERVICE,
+    'cache_maint.scratch': ('cache_maint.maintenance', 'cache_maint.runs',
+                            'cache_maint.images') + _SERVICE,
     'cache_maint.conf': ('cache_maint.drivers', 'cache_maint.api',
                          'cache_maint.service', 'cache_maint.cmd'),
     # Read-only checks: nothing that acts on the cache or runs the service
