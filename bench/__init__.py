@@ -4,5 +4,6 @@
 for every driver, runs Glance 33's own ``ImageCache.prune()`` / ``clean()``
 and the real ``cache-maint-manage`` on separate copies, checks that both
 evicted the same images, and prints the timings as ratios. See
-``doc/performance.rst`` for a run and what bounds each number.
+``doc/source/contributor/performance.rst`` for a run and what bounds each
+number.
 """

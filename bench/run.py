@@ -1,6 +1,7 @@
 """Run the benchmark: every case, side by side with Glance 33, in one run.
 
-    python -m bench            # the full run behind doc/performance.rst
+    python -m bench            # the full run behind
+                               # doc/source/contributor/performance.rst
     python -m bench --quick    # small caches: correctness only (CI)
 
 Each case builds identical copies of one planned cache

@@ -59,8 +59,9 @@ def test_cache_list(glance, filled):
 
 
 def test_without_api_version_it_stays_on_v2(glance, filled, tmp_path):
-    # The README's form: glanceclient first downloads (and caches in
-    # ~/.glanceclient) the schemas; the one served keeps it on v2.
+    # The form of doc/source/admin/clients.rst: glanceclient first downloads
+    # (and caches in ~/.glanceclient) the schemas; the one served keeps it
+    # on v2.
     result = glance('admin', 'cache-list', api_version=False,
                     home=tmp_path)
     assert (result.returncode, result.stderr) == (0, ''), result

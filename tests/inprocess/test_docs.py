@@ -31,7 +31,7 @@ def _defined(path):
     return names
 
 
-@pytest.mark.parametrize('doc', ['doc/reliability.rst'])
+@pytest.mark.parametrize('doc', ['doc/source/contributor/reliability.rst'])
 def test_every_test_the_doc_names_exists(doc):
     references = _references(doc)
     assert references, '%s names no test' % doc
