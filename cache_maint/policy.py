@@ -2,6 +2,7 @@
 
 import contextlib
 import logging as std_logging
+import os
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -36,6 +37,15 @@ def check(conf):
     Usable means: they parse, every rule in them is valid, and no rule
     refers to one that does not exist or to itself.
     """
+    sources = files(conf)
+    for option, path in sources:
+        if not os.path.isfile(path):
+            # oslo.policy would read a FIFO for ever, /dev/zero until
+            # memory runs out.
+            raise exception.ConfigError(
+                'the policy file %s ([oslo_policy] %s) is not a regular file'
+                % (path, option))
+    subject, plural = _subject(conf, sources)
     enforcer = policy.Enforcer(conf)
     enforcer.register_defaults(policies.list_rules())
     with _unparsable_rules() as unparsable:
@@ -43,14 +53,48 @@ def check(conf):
             enforcer.load_rules()
             enforcer.check_rules(raise_on_violation=True)
         except Exception as e:
-            raise exception.ConfigError(
-                'the policy file of [oslo_policy] policy_file = %s is not '
-                'usable: %s' % (conf.oslo_policy.policy_file, _explain(e)))
+            raise exception.ConfigError('%s %s not usable: %s' % (
+                subject, 'are' if plural else 'is', _explain(e)))
     if unparsable:
-        raise exception.ConfigError(
-            'the policy file of [oslo_policy] policy_file = %s has a rule '
-            'that cannot be parsed: %s'
-            % (conf.oslo_policy.policy_file, unparsable[0]))
+        raise exception.ConfigError('%s %s a rule that cannot be parsed: %s'
+                                    % (subject, 'have' if plural else 'has',
+                                       unparsable[0]))
+
+
+def files(conf):
+    """(option, path) of each policy file oslo.policy reads, in its order.
+
+    ``[oslo_policy] policy_file``, then the files in each of
+    ``policy_dirs``, every name found as oslo.policy finds it: absolute, or
+    in the configuration directories.
+    """
+    found = []
+    path = conf.find_file(conf.oslo_policy.policy_file)
+    if path is not None:
+        found.append(('policy_file', path))
+    for name in conf.oslo_policy.policy_dirs:
+        directory = conf.find_file(name)
+        if directory is None or not os.path.isdir(directory):
+            continue
+        # Its files, not its subdirectories', hidden ones left out.
+        _root, _dirs, names = next(os.walk(directory))
+        found += [('policy_dirs', os.path.join(directory, file_name))
+                  for file_name in sorted(names)
+                  if not file_name.startswith('.')]
+    return found
+
+
+def _subject(conf, sources):
+    """(the policy files, named for a message; whether they are several)."""
+    if len(sources) > 1:
+        return ('the policy files %s ([oslo_policy] policy_file and '
+                'policy_dirs)' % ', '.join(path for _option, path in sources),
+                True)
+    if sources and sources[0][0] == 'policy_dirs':
+        return ('the policy file %s (in [oslo_policy] policy_dirs)'
+                % sources[0][1], False)
+    return ('the policy file of [oslo_policy] policy_file = %s'
+            % conf.oslo_policy.policy_file, False)
 
 
 def unparsable(check_str):

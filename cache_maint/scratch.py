@@ -21,20 +21,26 @@ the moment it is made).
 
 It never mixes with a real cache: it writes only to a directory it creates
 (the last level of ``image_cache_dir``; its parent must exist) or to one
-that holds an empty Glance layout and nothing else, and only when the
-metadata holds no record of this cache. A refusal writes nothing; a
-failure part-way takes back what was written. The build holds Glance's
-clean and prune locks: no clean or prune (of a service, glance-api or
-cache-maint-manage) runs between the files and their records.
+that holds an empty Glance layout and nothing else, and only to metadata
+of its own: a sqlite database in that very directory, holding no record;
+a centralized_db database with no record of any node and no node but this
+one. A refusal writes nothing; a failure part-way (a full filesystem
+included) takes back what was written, and either is one line. The build
+holds Glance's clean and prune locks: no clean or prune (of a service,
+glance-api or cache-maint-manage) runs between the files and their
+records.
 """
 
+import contextlib
 import datetime
+import decimal
 import errno
 import os
 import random
 import shutil
 import sqlite3
 import stat
+import tempfile
 import time
 import typing
 import urllib.parse
@@ -49,10 +55,12 @@ from cache_maint.conf import prune as prune_opts
 from cache_maint.drivers import glance_tables
 from cache_maint import exception
 from cache_maint import locks
+from cache_maint import state
 
 KIB = 1024
 MIB = 1024 ** 2
 GIB = 1024 ** 3
+TIB = 1024 ** 4
 
 DEFAULT_IMAGES = 20
 #: The most images a scratch cache holds: enough to see prune at work.
@@ -63,9 +71,33 @@ MIN_IMAGE_SIZE = KIB
 #: has work), at most this much.
 DEFAULT_SIZE_FACTOR = 1.5
 DEFAULT_SIZE_CAP = 16 * GIB
-#: What stays free on the filesystem: this share of it, at least MIN_MARGIN.
-MARGIN_SHARE = 0.05
-MIN_MARGIN = 64 * MIB
+#: The largest --size: no file of it can outgrow ext4's largest file (16
+#: TiB less a block with 4 KiB blocks), and no cache to try things on
+#: needs more.
+MAX_SIZE = 16 * TIB
+
+#: What a sparse file takes whatever its size, counted in blocks of the
+#: filesystem: its inode's overflow and extended attributes, its directory
+#: entry, its record.
+BLOCKS_PER_FILE = 4
+#: What else must stay free: the metadata database and its journal, the
+#: lock files, and room for whatever else writes on the filesystem.
+MARGIN = 16 * MIB
+#: Inodes beyond one per file: the cache directory and its three
+#: subdirectories, the database and its journal, the lock files, spares.
+EXTRA_INODES = 16
+#: Bytes of the sparse probe that tells whether the filesystem keeps
+#: sparse files (written and removed, only when the logical size does not
+#: fit).
+PROBE_SIZE = MIB
+
+#: Seconds the write of the records waits for a lock on the sqlite
+#: database: it is the scratch cache's own, made moments before, and
+#: only a glance-api starting on the directory might hold it a moment.
+SQLITE_WRITE_TIMEOUT = 10
+
+#: Rows a refusal counts, at most, in a database that is not empty.
+COUNTED = 1000
 
 #: How many of each extra there are: untracked images, fresh and stalled
 #: partial downloads, failed downloads, queued images.
@@ -98,10 +130,14 @@ LOCK_FILES = frozenset((
     'image_cache_db_init', 'sqlite_centralized_migrate',
     locks.SERVICE_LOCK_NAME))
 
-#: cache-maint's own directories in the cache directory: its state and,
-#: with xattr, its locks. Glance never looks in them.
-OWN_DIRS = frozenset((maintenance_opts.DEFAULT_STATE_DIR_NAME,
-                      locks.XATTR_LOCK_DIR))
+#: What cache-maint's state directory in the cache directory may hold: its
+#: state database, with SQLite's journal files.
+STATE_FILES = frozenset(state.FILENAME + suffix
+                        for suffix in ('', '-journal', '-wal', '-shm'))
+
+#: Bytes of the service lock's content, the pid of the service that held it
+#: last (with a newline), at most.
+PID_BYTES = 32
 
 
 class Image(typing.NamedTuple):
@@ -130,26 +166,47 @@ class Plan(typing.NamedTuple):
     untracked: list     # Images, files without a record
     incomplete: list    # Partials, EXTRAS fresh then EXTRAS stalled
     invalid: list       # Partials, failed downloads
-    queued: list        # (image_id, mtime)
+    queued: list        # (image_id, mtime), empty files
+
+    def files(self):
+        """How many files it writes."""
+        return (len(self.images) + len(self.untracked)
+                + len(self.incomplete) + len(self.invalid) + len(self.queued))
+
+    def bytes(self):
+        """Bytes of its files, as ``st_size`` counts them."""
+        return sum(item.size for item in self.images + self.untracked
+                   + self.incomplete + self.invalid)
 
 
 def parse_size(text):
-    """Bytes from ``1536M``, ``1.5G``, ``800K`` or plain bytes.
+    """Bytes from ``1536M``, ``1.5G``, ``800K`` or whole bytes.
 
-    The suffixes are [prune]'s (K, M, G, T, powers of 1024); a number with
-    decimals needs one. Raises ConfigError naming ``--size``.
+    The suffixes are [prune]'s (K, M, G, T, powers of 1024). A number with
+    decimals needs one: bytes are whole, so ``1.5`` and ``5.0`` alike are
+    refused, and a fraction of a byte (``0.3K``) is dropped. The arithmetic
+    is exact (decimal), and a size beyond MAX_SIZE is refused. Raises
+    ConfigError naming ``--size``.
     """
-    number, suffix = _split_number(str(text).strip())
+    text = str(text)
+    number, suffix = _split_number(text.strip())
     try:
         scale = prune_opts.Bytes()('1' + suffix) if number else None
-        whole = float(number) == int(float(number)) if number else False
-    except (ValueError, OverflowError):
+    except ValueError:
         scale = None
-    if scale is None or (scale == 1 and not whole):
+    if scale is None or (scale == 1 and '.' in number):
         raise exception.ConfigError(
-            '--size %r is not a size (such as 1536M, 1.5G, 800K or bytes)'
-            % (text,))
-    return int(float(number) * scale)
+            '--size %r is not a size (such as 1536M, 1.5G, 800K or whole '
+            'bytes; a number with decimals needs a suffix)' % (_cut(text),))
+    with decimal.localcontext() as context:
+        # Digits enough for the product to be exact.
+        context.prec = len(number) + len(str(scale)) + 1
+        size = decimal.Decimal(number) * scale
+    if size > MAX_SIZE:
+        raise exception.ConfigError(
+            '--size %r is more than a scratch cache holds: give at most %d '
+            '(%dT)' % (_cut(text), MAX_SIZE, MAX_SIZE // TIB))
+    return int(size)
 
 
 def _split_number(text):
@@ -162,6 +219,11 @@ def _split_number(text):
     if not number.strip('.'):
         return '', text
     return number, text[end:]
+
+
+def _cut(text, most=40):
+    """``text``, cut short to be quoted in a one-line message."""
+    return text if len(text) <= most else text[:most - 3] + '...'
 
 
 def default_size(conf, images):
@@ -179,6 +241,10 @@ def check_counts(size, images):
     if size <= 0:
         raise exception.ConfigError('--size %d: a cache of no bytes has '
                                     'nothing to prune' % size)
+    if size > MAX_SIZE:
+        raise exception.ConfigError(
+            '--size %d is more than a scratch cache holds: give at most %d '
+            '(%dT)' % (size, MAX_SIZE, MAX_SIZE // TIB))
     least = (images + EXTRAS) * MIN_IMAGE_SIZE
     if size < least:
         raise exception.ConfigError(
@@ -277,11 +343,25 @@ def build(conf, cache, size=None, images=DEFAULT_IMAGES, seed=None,
     path = os.path.abspath(conf.image_cache_dir)
     records = _RECORDS[cache.metadata.name](conf, cache.metadata)
     exists = _check_place(path)
-    _check_free_space(path if exists else os.path.dirname(path),
-                      _bytes(content), size)
     if exists:
         _refuse_unless_empty(path, cache, records)
     records.check()
+    _check_room(path if exists else os.path.dirname(path), content, size)
+    try:
+        _fill(conf, cache, content, records, path, exists)
+    except OSError as e:
+        # What the steps do not say themselves (a full filesystem), once
+        # what was written is taken back.
+        raise exception.CacheDirError(
+            'cannot write the scratch cache %s: %s%s' % (
+                path, e.strerror or e,
+                ' (%s)' % cachedir.printable(str(e.filename))
+                if e.filename else ''))
+    return summary(conf, cache, content, seed)
+
+
+def _fill(conf, cache, content, records, path, exists):
+    """Write ``content`` under Glance's locks; take it back on a failure."""
     created = _make_directory(path, exists)
     try:
         cache.files.prepare()
@@ -308,7 +388,6 @@ def build(conf, cache, size=None, images=DEFAULT_IMAGES, seed=None,
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise
-    return summary(conf, cache, content, seed)
 
 
 def _check_place(path):
@@ -342,61 +421,162 @@ def _check_place(path):
     return True
 
 
-def _check_free_space(where, needed, size):
+def _check_room(where, content, size):
+    """Raise ConfigError unless the filesystem of ``where`` has room.
+
+    The files are sparse (``ftruncate``): whatever its size, a file takes a
+    few blocks of metadata (BLOCKS_PER_FILE) and an inode, so that is what
+    is counted, with MARGIN and EXTRA_INODES beside: a scratch cache of
+    150 MiB fits on a tmpfs of 200 MiB. Only on a filesystem that keeps
+    no sparse file does each file take its size too; that is asked of the
+    filesystem (one sparse probe file, removed at once) only when the
+    logical size would not fit anyway.
+    """
     try:
         st = os.statvfs(where)
     except OSError as e:
         raise exception.CacheDirError('cannot look at %s: %s' % (where, e))
-    free = st.f_bavail * st.f_frsize
-    margin = max(MIN_MARGIN, int(st.f_blocks * st.f_frsize * MARGIN_SHARE))
-    if needed > free - margin:
+    files = content.files()
+    inodes = files + EXTRA_INODES
+    # f_files is 0 where inodes are made as needed (btrfs): no limit.
+    if st.f_files and inodes > st.f_favail:
         raise exception.ConfigError(
-            'a scratch cache of %d bytes of images (%d with its partial and '
-            'failed downloads) does not fit in the %d bytes free on the '
-            'filesystem of %s, less a margin of %d: give a smaller --size'
-            % (size, needed, free, where, margin))
+            'a scratch cache of %d files needs %d free inodes, and the '
+            'filesystem of %s has %d: give fewer --images'
+            % (files, inodes, where, st.f_favail))
+    free = st.f_bavail * st.f_frsize
+    needed = files * BLOCKS_PER_FILE * st.f_frsize + MARGIN
+    if needed + content.bytes() <= free:
+        return
+    if _sparse_files(where):
+        counted, remedy = ('a few blocks a file, as they are sparse, and a '
+                           'margin of %d' % MARGIN), 'fewer --images'
+    else:
+        needed += content.bytes()
+        counted, remedy = ('their size: the filesystem keeps no sparse '
+                           'file'), 'a smaller --size'
+    if needed > free:
+        raise exception.ConfigError(
+            'a scratch cache of %d files (%d bytes of images) needs %d bytes '
+            'free on the filesystem of %s (%s), and it has %d: give %s'
+            % (files, size, needed, where, counted, free, remedy))
 
 
-def _bytes(content):
-    return sum(item.size for group in content[:4] for item in group)
+def _sparse_files(where):
+    """True if a file ``ftruncate`` makes in ``where`` takes no blocks."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.scratch-cache-probe-',
+                                     dir=where)
+    except OSError as e:
+        raise exception.CacheDirError('cannot write in %s: %s'
+                                      % (where, e.strerror or e))
+    try:
+        os.ftruncate(fd, PROBE_SIZE)
+        return os.fstat(fd).st_blocks * 512 < PROBE_SIZE // 2
+    except OSError as e:
+        raise exception.CacheDirError('cannot write in %s: %s'
+                                      % (where, e.strerror or e))
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def _refuse_unless_empty(path, cache, records):
     """Raise unless ``path`` holds an empty Glance layout and nothing else.
 
-    That is: empty incomplete/, invalid/ and queue/ directories, lock
-    files, cache-maint's own directories, and the metadata database when
-    it holds no record.
+    That is: empty incomplete/, invalid/ and queue/ directories, empty lock
+    files (the service lock may hold the pid of the service that held it
+    last), cache-maint's state directory holding its state database only,
+    its lock directory holding such lock files only, and the metadata
+    database when it holds no record. Nothing is followed: a symlink is
+    foreign.
     """
     found = _foreign_entry(path, records.allowed_files())
     if found is not None:
         raise exception.CacheDirError(
             'refusing to fill %s: it is not empty (it holds %s); '
             'scratch-cache fills only a new directory or an empty Glance '
-            'layout' % (path, cachedir.printable(found)))
+            'layout' % (path, found))
 
 
 def _foreign_entry(path, allowed_files):
-    """The first entry that is no part of an empty layout, or None."""
+    """What is no part of an empty layout, printable, or None."""
+    def top(directory, name, st):
+        return _lock_file(directory, name, st) or (
+            name in allowed_files and stat.S_ISREG(st.st_mode))
+
+    subdirs = dict.fromkeys(cachedir.SUBDIRS, _no_entry)
+    subdirs[maintenance_opts.DEFAULT_STATE_DIR_NAME] = _state_file
+    subdirs[locks.XATTR_LOCK_DIR] = _lock_file
+    return _first_foreign(path, top, subdirs)
+
+
+def _no_entry(directory, name, st):
+    return False
+
+
+def _state_file(directory, name, st):
+    return name in STATE_FILES and stat.S_ISREG(st.st_mode)
+
+
+def _first_foreign(path, allowed, subdirs=None):
+    """The first entry of ``path`` that ``allowed`` refuses, or None.
+
+    ``allowed(path, name, lstat)`` says whether an entry belongs; a
+    directory named in ``subdirs`` belongs if every entry of it does, as
+    its own function there says.
+    """
+    subdirs = subdirs or {}
     try:
         with os.scandir(path) as entries:
             for entry in entries:
-                name = entry.name
                 st = entry.stat(follow_symlinks=False)
-                if name in cachedir.SUBDIRS and stat.S_ISDIR(st.st_mode):
-                    with os.scandir(os.path.join(path, name)) as inside:
-                        for sub in inside:
-                            return '%s/%s' % (name, sub.name)
-                elif name in OWN_DIRS and stat.S_ISDIR(st.st_mode):
-                    continue
-                elif name in LOCK_FILES | allowed_files and stat.S_ISREG(
-                        st.st_mode):
-                    continue
-                else:
-                    return name
+                if entry.name in subdirs and stat.S_ISDIR(st.st_mode):
+                    inside = _first_foreign(entry.path, subdirs[entry.name])
+                    if inside is not None:
+                        return '%s/%s' % (cachedir.printable(entry.name),
+                                          inside)
+                elif not allowed(path, entry.name, st):
+                    return cachedir.printable(entry.name) + _what(entry.name,
+                                                                  st)
     except OSError as e:
         raise exception.CacheDirError('cannot list %s: %s' % (path, e))
     return None
+
+
+def _what(name, st):
+    """Why a symlink or a lock file is foreign, in a few words, or ''."""
+    if stat.S_ISLNK(st.st_mode):
+        return ' (a symlink)'
+    if name in LOCK_FILES and stat.S_ISREG(st.st_mode) and st.st_size:
+        return ' (a lock file of %d bytes)' % st.st_size
+    return ''
+
+
+def _lock_file(directory, name, st):
+    """True for a lock file as the lock leaves it: empty and regular.
+
+    cache-maint's service lock holds the pid of its last holder.
+    """
+    if name not in LOCK_FILES or not stat.S_ISREG(st.st_mode):
+        return False
+    if st.st_size == 0:
+        return True
+    if name != locks.SERVICE_LOCK_NAME or st.st_size > PID_BYTES:
+        return False
+    try:
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY
+                     | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        held = os.read(fd, PID_BYTES + 1)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return held.rstrip(b'\n').isdigit() and held.count(b'\n') <= 1
 
 
 def _make_directory(path, exists):
@@ -506,16 +686,31 @@ class _Records:
 class _SqliteRecords(_Records):
     """Rows of Glance's cached_images, in the cache's own cache.db."""
 
+    def _inside(self):
+        """True if the database lies in the cache directory itself.
+
+        Links resolved: Glance joins image_cache_sqlite_db to the cache
+        directory, so an absolute path, ``..`` or a symlink may land on
+        another cache's database.
+        """
+        return os.path.dirname(os.path.realpath(self.driver.db_path)) == (
+            os.path.realpath(self.conf.image_cache_dir))
+
     def allowed_files(self):
-        db_path = os.path.abspath(self.driver.db_path)
-        if os.path.dirname(db_path) == os.path.abspath(
-                self.conf.image_cache_dir):
-            return frozenset((os.path.basename(db_path),))
+        if self._inside():
+            return frozenset((os.path.basename(self.driver.db_path),))
         return frozenset()
 
     def check(self):
-        self.driver.check()
         db_path = self.driver.db_path
+        if not self._inside():
+            raise exception.ConfigError(
+                'refusing to fill the cache: its database %s ([DEFAULT] '
+                'image_cache_sqlite_db) lands on %s, outside image_cache_dir '
+                '%s; a scratch cache keeps its records in its own directory'
+                % (db_path, os.path.realpath(db_path),
+                   os.path.realpath(self.conf.image_cache_dir)))
+        self.driver.check()
         if not os.path.lexists(db_path):
             return
         if not os.path.isfile(db_path):
@@ -540,7 +735,8 @@ class _SqliteRecords(_Records):
     def write(self, images):
         uri = 'file:%s?mode=rw' % urllib.parse.quote(self.driver.db_path)
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=10,
+            conn = sqlite3.connect(uri, uri=True,
+                                   timeout=SQLITE_WRITE_TIMEOUT,
                                    isolation_level=None)
             try:
                 conn.execute('BEGIN IMMEDIATE')
@@ -567,18 +763,31 @@ class _XattrRecords(_Records):
 
 
 class _CentralRecords(_Records):
-    """Rows of this node in Glance's node_reference and cached_images."""
+    """Rows of this node in Glance's node_reference and cached_images.
+
+    Only in a database of their own: no Glance table, no row in
+    cached_images (of any node), no node but this one in node_reference.
+    """
 
     def __init__(self, conf, driver):
         super().__init__(conf, driver)
         self._missing = None
 
-    def _fail(self, error, doing):
-        url = self.driver.engine.url.render_as_string(hide_password=True)
-        cause = ' '.join(str(getattr(error, 'orig', None) or error).split())
-        return exception.MetadataError(
-            'cannot %s in the database of [database] connection (%s): %s'
-            % (doing, url, cause))
+    @contextlib.contextmanager
+    def _database(self, doing):
+        """An error of the database as one line, its password left out.
+
+        The one place this module words it, as the driver does its own
+        (whose helper is private to it).
+        """
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as e:
+            url = self.driver.engine.url.render_as_string(hide_password=True)
+            cause = ' '.join(str(getattr(e, 'orig', None) or e).split())
+            raise exception.MetadataError(
+                'cannot %s in the database of [database] connection (%s): '
+                '%s' % (doing, url, cause))
 
     def check(self):
         if not self.conf.worker_self_reference_url:
@@ -587,10 +796,8 @@ class _CentralRecords(_Records):
                 'centralized_db driver records the scratch images under '
                 "this node's URL")
         engine = self.driver.engine
-        try:
+        with self._database('read the schema'):
             present = set(sa.inspect(engine).get_table_names())
-        except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the schema')
         glance = sorted(present & set(glance_tables.GLANCE_MARKERS))
         if glance:
             raise exception.ConfigError(
@@ -601,15 +808,39 @@ class _CentralRecords(_Records):
                 % glance[0])
         self._missing = [t for t in glance_tables.TABLES
                          if t.name not in present]
-        if self._missing:
-            return      # no table, no record
-        self.driver.check()
-        recorded = self.driver.recorded_ids()
-        if recorded:
-            raise exception.MetadataError(
-                'refusing to fill the cache: this node (%s) has %d cached '
-                'image records in the database of [database] connection'
-                % (self.conf.worker_self_reference_url, len(recorded)))
+        with self._database('read the cached images and nodes'), \
+                engine.connect() as conn:
+            self._refuse_others(conn, present)
+        if not self._missing:
+            self.driver.check()
+
+    def _refuse_others(self, conn, present):
+        """Raise unless the tables hold no record and no other node."""
+        url = self.conf.worker_self_reference_url
+        held = []
+        if glance_tables.cached_images.name in present:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(
+                sa.select(glance_tables.cached_images.c.id)
+                .limit(COUNTED + 1).subquery())).scalar()
+            if rows:
+                held.append('%s cached image record%s' % (
+                    _counted(rows), '' if rows == 1 else 's'))
+        if glance_tables.node_reference.name in present:
+            column = glance_tables.node_reference.c.node_reference_url
+            # Compared here, exactly: MySQL's collations ignore case.
+            others = [registered for registered in conn.execute(
+                sa.select(column).order_by(column).limit(COUNTED + 2)
+            ).scalars() if registered != url]
+            if others:
+                held.append('%s other node%s in node_reference (%s%s)' % (
+                    _counted(len(others)), '' if len(others) == 1 else 's',
+                    ', '.join(others[:3]), ', ...' if others[3:] else ''))
+        if held:
+            raise exception.ConfigError(
+                'refusing to write scratch records in the database of '
+                '[database] connection: it holds %s; a scratch cache goes '
+                'only into an empty database, or one where this node (%s) '
+                'alone is registered' % (' and '.join(held), url))
 
     def prepare(self):
         if self._missing:
@@ -619,23 +850,29 @@ class _CentralRecords(_Records):
     def write(self, images):
         nodes = glance_tables.node_reference
         url = self.conf.worker_self_reference_url
-        try:
-            with self.driver.engine.begin() as conn:
-                node = conn.execute(
-                    sa.select(nodes.c.node_reference_id).where(
-                        nodes.c.node_reference_url == url)).scalar()
-                if node is None:
-                    # As glance-api registers itself at its start.
-                    node = conn.execute(nodes.insert().values(
-                        node_reference_url=url)).inserted_primary_key[0]
-                conn.execute(glance_tables.cached_images.insert(), [
-                    {'image_id': i.image_id,
-                     'last_accessed': _naive_utc(i.last_accessed),
-                     'last_modified': _naive_utc(i.cached_at),
-                     'size': i.size, 'hits': i.hits, 'checksum': None,
-                     'node_reference_id': node} for i in images])
-        except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'record the scratch images')
+        with self._database('record the scratch images'), \
+                self.driver.engine.begin() as conn:
+            # Again, in the transaction that writes: another node may have
+            # come since the check.
+            self._refuse_others(conn, {t.name for t in glance_tables.TABLES})
+            node = conn.execute(
+                sa.select(nodes.c.node_reference_id).where(
+                    nodes.c.node_reference_url == url)).scalar()
+            if node is None:
+                # As glance-api registers itself at its start.
+                node = conn.execute(nodes.insert().values(
+                    node_reference_url=url)).inserted_primary_key[0]
+            conn.execute(glance_tables.cached_images.insert(), [
+                {'image_id': i.image_id,
+                 'last_accessed': _naive_utc(i.last_accessed),
+                 'last_modified': _naive_utc(i.cached_at),
+                 'size': i.size, 'hits': i.hits, 'checksum': None,
+                 'node_reference_id': node} for i in images])
+
+
+def _counted(number):
+    """``number``, or "more than COUNTED" if it went past that."""
+    return 'more than %d' % COUNTED if number > COUNTED else str(number)
 
 
 def _naive_utc(epoch):

@@ -166,6 +166,14 @@ class Checks(upgradecheck.UpgradeCommands):
             # nowhere, and the status is still the checks'.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return max(self.codes, default=Code.SUCCESS)
+        except OSError as e:
+            # The results could not be written (a full disk): nobody saw
+            # them, so the status cannot be theirs.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.stderr.write('%s: error: cannot write the results: %s\n' % (
+                os.path.basename(sys.argv[0]) or 'cache-maint-status',
+                e.strerror or e))
+            return ERROR
         finally:
             self.close()
 
@@ -233,12 +241,18 @@ class Checks(upgradecheck.UpgradeCommands):
         """The configured driver's metadata, reachable, read only."""
         name = self.conf.image_cache_driver.lower()
         if name == 'centralized_db':
-            _driver, error = self._centralized_db()
+            driver, error = self._centralized_db()
+            if error is None:
+                try:
+                    driver.check_writable()
+                except exception.MetadataError as e:
+                    error = str(e)
             if error is not None:
-                return Result(Code.FAILURE, error)
+                return Result(Code.FAILURE, self._mask(error))
             return Result(Code.SUCCESS, 'centralized_db: the database of '
                           '[database] connection (%s) has Glance\'s '
-                          'node_reference and cached_images tables'
+                          'node_reference and cached_images tables, which '
+                          'this database user may read and write'
                           % self._safe_connection())
         if not self.conf.image_cache_dir:
             return Result(Code.FAILURE, 'the %s driver keeps its metadata in '
@@ -372,6 +386,13 @@ class Checks(upgradecheck.UpgradeCommands):
             success = ('the policy file %s parses, and every rule in it is '
                        'one of cache-maint\'s' % path)
             findings = _policy_rules(path)
+        in_dirs = [found for option, found in policy.files(conf)
+                   if option == 'policy_dirs']
+        for found in in_dirs:
+            findings += _policy_rules(found, 'policy_dirs')
+        if in_dirs:
+            success += '; so do those in [oslo_policy] policy_dirs: %s' % (
+                ', '.join(in_dirs))
         if not any(code == Code.FAILURE for code, _text in findings):
             # The references between rules, and [oslo_policy] policy_dirs.
             try:
@@ -442,9 +463,13 @@ def _lock_path(conf):
     driver = conf.image_cache_driver.lower()
     path = locks.lock_path(conf)
     if not path:
-        return [(Code.FAILURE, '[oslo_concurrency] lock_path is not set and '
-                 'neither is image_cache_dir: there is no place for the '
-                 'locks')], 'no lock path'
+        if conf.image_cache_dir:
+            problem = ('[oslo_concurrency] lock_path is set but empty: '
+                       'remove the line, or set glance-api\'s lock directory')
+        else:
+            problem = ('[oslo_concurrency] lock_path is not set and neither '
+                       'is image_cache_dir: there is no place for the locks')
+        return [(Code.FAILURE, problem)], 'no lock path'
     if driver == 'xattr' and _same_path(
             path, os.path.join(conf.image_cache_dir or '',
                                locks.XATTR_LOCK_DIR)):
@@ -489,15 +514,13 @@ def _lock_path(conf):
 def _glance_api(conf):
     """(findings, what was compared) against glance-api.conf.
 
-    Only when glance-api.conf is readable and not one of our files: read
-    alone, as glance-api reads it, its cache directory, driver and lock
-    path must be ours.
+    Read alone, as glance-api reads it, glance-api.conf's cache directory,
+    driver and lock path must be ours. That holds when it is one of our
+    files too: a later file of ours may override what it says.
     """
     path = GLANCE_API_CONF
     if not os.path.isfile(path):
         return [], 'no %s to compare with' % path
-    if any(_same_path(path, ours) for ours in sources.paths(conf)):
-        return [], '%s is one of the configuration files read' % path
     if not os.access(path, os.R_OK):
         return [], ('%s is not readable by this user, so it is not compared'
                     % path)
@@ -571,6 +594,14 @@ def _sqlite(driver):
     if not has_table:
         return Result(Code.WARNING, '%s has no cached_images table yet: '
                       'glance-api creates it at its start' % option)
+    directory = os.path.dirname(os.path.abspath(driver.db_path))
+    if not (os.access(driver.db_path, os.R_OK | os.W_OK)
+            and os.access(directory, os.W_OK | os.X_OK)):
+        # SQLite writes its journal beside the database.
+        return Result(Code.FAILURE, '%s, or its directory for the journal, '
+                      'cannot be written by this user (uid %d): prune and '
+                      'clean could not delete a record; run cache-maint as '
+                      'the user glance-api runs as' % (option, os.getuid()))
     return Result(Code.SUCCESS, 'sqlite: %s has Glance\'s cached_images '
                   'table' % driver.db_path)
 
@@ -637,28 +668,26 @@ def _option(conf, group, name):
         return None
 
 
-def _policy_rules(path):
+def _policy_rules(path, option='policy_file'):
     """Findings on the rules of the policy file at ``path``."""
+    named = 'the policy file %s ([oslo_policy] %s)' % (path, option)
     if not os.path.isfile(path):
         # A directory cannot be read, and a FIFO or /dev/zero never ends.
-        return [(Code.FAILURE, 'the policy file of [oslo_policy] policy_file '
-                 '= %s is not a regular file' % path)]
+        return [(Code.FAILURE, '%s is not a regular file' % named)]
     try:
         with open(path, 'rb') as f:
             data = f.read()
     except OSError as e:
-        return [(Code.FAILURE, 'the policy file of [oslo_policy] policy_file '
-                 '= %s cannot be read: %s' % (path, e.strerror or e))]
+        return [(Code.FAILURE, '%s cannot be read: %s'
+                 % (named, e.strerror or e))]
     try:
         rules = oslo_policy.parse_file_contents(data)
     except ValueError as e:
-        return [(Code.FAILURE, 'the policy file %s ([oslo_policy] '
-                 'policy_file) is neither YAML nor JSON: %s'
-                 % (path, _one_line(e)))]
+        return [(Code.FAILURE, '%s is neither YAML nor JSON: %s'
+                 % (named, _one_line(e)))]
     if not isinstance(rules, dict):
-        return [(Code.FAILURE, 'the policy file %s ([oslo_policy] '
-                 'policy_file) is no mapping of rule names to check strings'
-                 % path)]
+        return [(Code.FAILURE, '%s is no mapping of rule names to check '
+                 'strings' % named)]
     findings = []
     for name, check_str in rules.items():
         why = None

@@ -5,6 +5,7 @@ import contextlib
 import io
 import os
 import re
+import stat
 import sys
 
 from oslo_config import cfg
@@ -44,6 +45,7 @@ def parse(conf, argv, **kwargs):
     argparse, which exits on a bad value: in the launcher, on a reload, that
     exit once wedged the service. Help still exits, as it should.
     """
+    _refuse_special_files(argv)
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
@@ -55,6 +57,23 @@ def parse(conf, argv, **kwargs):
         # What argparse printed is said again, in one line, by the caller.
         raise _argparse_error(errors.getvalue(), argv)
     sys.stderr.write(errors.getvalue())
+
+
+def _refuse_special_files(argv):
+    """Refuse a configuration file that is no regular file.
+
+    oslo.config reads a FIFO until a writer comes (for ever) and a device
+    until memory runs out (/dev/zero). A path that does not exist is left
+    to oslo.config, which says so.
+    """
+    for path in _files_in(argv):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise exception.ConfigError(
+                'configuration file %s is not a regular file' % path)
 
 
 def _argparse_error(text, argv):

@@ -201,7 +201,7 @@ def _scratch_cache(conf, cache, stop):
     if command.format == 'json':
         _print_json(made)
         return
-    human = simulate._human
+    human = simulate.human_bytes
     over = made['over_limit_bytes']
     print('Scratch cache %s (%s driver, --seed %d makes it again):'
           % (made['image_cache_dir'], made['driver'], made['seed']))
@@ -329,12 +329,18 @@ def _add_parsers(subparsers):
         help="Fill a new or empty image_cache_dir with a scratch cache in "
              "the configured driver's format (images, records, partial, "
              'failed and queued downloads), over image_cache_max_size, to '
-             'try clean and prune on. Refuses a directory holding anything.')
+             'try clean and prune on. Refuses a directory that holds '
+             'anything but an empty Glance layout, and a database that '
+             'holds any record or another node, or lies outside the '
+             'directory.')
     parser.add_argument(
         '--size', default=None, metavar='SIZE',
-        help='Bytes of cached images (suffixes K, M, G, T, powers of 1024; '
-             '1.5G); by default 1.5 times image_cache_max_size, at most '
-             '%s.' % simulate._human(scratch.DEFAULT_SIZE_CAP))
+        help='Bytes of cached images: whole bytes, or a number with a '
+             'suffix K, M, G or T (powers of 1024), decimals allowed with '
+             'a suffix only (1536M, 1.5G; not 1.5 nor 5.0); at most %s. By '
+             'default 1.5 times image_cache_max_size, at most %s.' % (
+                 simulate.human_bytes(scratch.MAX_SIZE),
+                 simulate.human_bytes(scratch.DEFAULT_SIZE_CAP)))
     parser.add_argument(
         '--images', type=int, default=scratch.DEFAULT_IMAGES, metavar='N',
         help='How many recorded images (1 to %d; default %d), beside %d '

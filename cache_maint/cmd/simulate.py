@@ -112,7 +112,7 @@ def _print_table(answer, policies, unique):
         size = offline['cache_size']
         found = {result['policy']: result for result in answer['results']
                  if result['cache_size'] == size}
-        rows.append([_human(size), '%.1f%%' % (100 * size / unique)
+        rows.append([human_bytes(size), '%.1f%%' % (100 * size / unique)
                      if unique else '-'] + [
             _ratios(found[policy]) for policy in policies] + [
             _ratios(offline)])
@@ -133,7 +133,7 @@ def _ratios(result):
                             result['object_miss_ratio'])
 
 
-def _human(size):
+def human_bytes(size):
     for unit, scale in (('TiB', 1024 ** 4), ('GiB', 1024 ** 3),
                         ('MiB', 1024 ** 2), ('KiB', 1024)):
         if size >= scale:

@@ -49,6 +49,11 @@ def _quiet_libraries(conf):
     service's, not the check's to write to.
     """
     root = std_logging.getLogger()
+    # oslo.log, as its options are registered, gives the root logger a
+    # handler on stderr of its own: every line would come twice, or
+    # around the table.
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
     try:
         debug = conf.debug
     except cfg.Error:

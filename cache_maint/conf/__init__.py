@@ -61,6 +61,7 @@ def check(conf, needs_cache=True):
     are checked: the cache directory may be unset.
     """
     values.check(conf)
+    _check_log_file(conf)
     if not needs_cache:
         _check_prune(conf)
         return
@@ -70,6 +71,7 @@ def check(conf, needs_cache=True):
             'directory of glance-api')
     _check_prune(conf)
     _check_state_dir(conf)
+    _check_lock_path(conf)
     if (conf.api.auth_strategy == 'noauth2'
             and not conf.api.allow_insecure_noauth
             and not _is_loopback(conf.api.bind_host)):
@@ -92,6 +94,52 @@ def _check_prune(conf):
             '[prune] max_delete_rate = %d bytes a second would take a day '
             'to free 80G while holding the prune lock; set 0 (no pacing) or '
             'at least 1M (is a suffix missing, as in 100M?)' % rate)
+
+
+def _check_log_file(conf):
+    """Refuse a log file that cannot be written, before anything starts.
+
+    oslo.log opens it only when logging is set up, after the checks of
+    ``--check-config`` and of a reload: a check would pass, and the start
+    after it fail.
+    """
+    path = directory = None
+    if conf.log_file:
+        path = (os.path.join(conf.log_dir, conf.log_file) if conf.log_dir
+                else conf.log_file)
+        directory = os.path.dirname(os.path.abspath(path))
+    elif conf.log_dir:
+        directory = conf.log_dir
+    else:
+        return
+    options = '[DEFAULT] log_file = %s, log_dir = %s' % (
+        conf.log_file, conf.log_dir)
+    if path is not None and os.path.exists(path):
+        if os.path.isdir(path) or not os.access(path, os.W_OK):
+            raise exception.ConfigError(
+                '%s: %s is not a file this user (uid %d) can write'
+                % (options, path, os.getuid()))
+    elif not (os.path.isdir(directory)
+              and os.access(directory, os.W_OK | os.X_OK)):
+        raise exception.ConfigError(
+            '%s: %s is not a directory this user (uid %d) can write the log '
+            'in' % (options, directory, os.getuid()))
+
+
+def _check_lock_path(conf):
+    """Refuse ``[oslo_concurrency] lock_path`` set to nothing.
+
+    Unset, the locks live in the cache directory, as glance-api's do. Set
+    empty, it replaces that default with no directory at all: glance-api's
+    cache locks fail, and so would every lock of cache-maint's.
+    """
+    location = conf.get_location('lock_path', 'oslo_concurrency')
+    if (conf.oslo_concurrency.lock_path == '' and location is not None
+            and location.location.is_user_controlled):
+        raise exception.ConfigError(
+            '[oslo_concurrency] lock_path is set but empty: glance-api and '
+            'cache-maint could take no lock; remove the line, or set it to '
+            "glance-api's lock directory")
 
 
 #: The places of the cache directory whose files Glance counts, lists,

@@ -206,6 +206,36 @@ class CentralizedDbDriver(base.Driver):
                 '"cache-maint-manage db-sync" for a standalone one'
                 % ' and no '.join(missing))
 
+    def check_writable(self):
+        """Raise unless the database user may delete and insert records.
+
+        Prune and clean delete this node's records, and put back the few
+        whose files cannot be removed. Statements that match no row,
+        rolled back, prove the privileges without changing anything.
+        """
+        columns = [_images.c[name] for name in _STORED_COLUMNS]
+        columns.append(_images.c.node_reference_id)
+        statements = (
+            ('delete from', _images.delete().where(sa.false())),
+            ('insert into', _images.insert().from_select(
+                columns, sa.select(*columns).where(sa.false()))),
+        )
+        try:
+            with self.engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    for doing, statement in statements:
+                        try:
+                            conn.execute(statement)
+                        except sa_exc.DBAPIError as e:
+                            raise self._fail(
+                                e, '%s cached_images, as prune and clean '
+                                'must,' % doing)
+                finally:
+                    transaction.rollback()
+        except sa_exc.SQLAlchemyError as e:
+            raise self._fail(e, 'reach the database')
+
     def node_urls(self):
         """Every node_reference_url registered, in no particular order."""
         try:

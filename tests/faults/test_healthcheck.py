@@ -106,9 +106,20 @@ def remote_daemon(tmp_path):
         daemon.stop()
 
 
+def _remove(path):
+    """Remove a cache directory from under a running service.
+
+    The service may be writing its state in it (its first runs' records)
+    the moment it goes: what it wrote meanwhile is removed again.
+    """
+    processes.wait_for(lambda: shutil.rmtree(path, ignore_errors=True)
+                       or not os.path.lexists(path),
+                       'the cache directory to be removed')
+
+
 def test_details_only_for_loopback_and_admins(remote_daemon):
     daemon, address, cache = remote_daemon
-    shutil.rmtree(cache.path)
+    _remove(cache.path)
     terse = health(daemon, host=address)
     assert terse.status_code == 503
     assert terse.json()['detailed'] is False

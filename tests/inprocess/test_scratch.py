@@ -6,10 +6,12 @@ writes (rows, xattrs, times, modes). A refusal changes nothing.
 """
 
 import datetime
+import errno
 import os
 import random
 import sqlite3
 import stat
+import subprocess
 import threading
 import time
 
@@ -17,15 +19,21 @@ import pytest
 import sqlalchemy as sa
 
 from cache_maint import cache as cm_cache
+from cache_maint import cachedir
+from cache_maint.cmd import simulate
 from cache_maint import exception
 from cache_maint import images as cm_images
+from cache_maint import locks
 from cache_maint import maintenance
 from cache_maint import runs
 from cache_maint import scratch
+from cache_maint import state as cm_state
 from cache_maint import status as cm_status
 
 from tests.support import caches
 from tests.support import databases
+from tests.support import env
+from tests.support import fs
 from tests.support import glance_schema
 from tests.support import settings
 
@@ -96,6 +104,39 @@ def place(request, tmp_path):
 @pytest.fixture
 def sqlite_place(tmp_path):
     return Place('sqlite', tmp_path)
+
+
+@pytest.fixture(params=['sqlite', 'postgresql', 'mysql'])
+def central_url(request, tmp_path):
+    """An empty database for centralized_db: no table yet."""
+    if request.param == 'sqlite':
+        yield 'sqlite:///%s' % (tmp_path / 'glance.db')
+        return
+    with databases.scratch_database(request.param) as url:
+        yield url
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a tmpfs with these options (root only): its path."""
+    mounted = []
+
+    def mount(options):
+        if os.getuid() != 0:
+            env.unavailable('mounting a tmpfs needs root')
+        where = tmp_path / ('tmpfs%d' % len(mounted))
+        where.mkdir()
+        result = subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(where)],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            env.unavailable('cannot mount a tmpfs: %s' % result.stderr)
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        fs.unmount(where)
 
 
 def tree(path):
@@ -315,22 +356,8 @@ class TestGlanceFormat:
             (i.image_id, i.last_accessed, i.cached_at, i.size, i.hits, None,
              'real', 'integer') for i in planned.images)
 
-    @pytest.mark.parametrize('server', ['sqlite', 'postgresql', 'mysql'])
-    def test_central_rows_of_this_node_only(self, tmp_path, server):
-        if server == 'sqlite':
-            url = 'sqlite:///%s' % (tmp_path / 'glance.db')
-            self._central_rows(tmp_path, url)
-        else:
-            with databases.scratch_database(server) as url:
-                self._central_rows(tmp_path, url)
-
-    def _central_rows(self, tmp_path, url):
-        # Another node already caches an image; the tables exist.
-        other = caches.CentralCache(tmp_path / 'other', url,
-                                    node_url=caches.OTHER_NODE_URL)
-        kept = other.add_image(size=5 * KIB, hits=3)
-        before = other.rows()
-        other.engine.dispose()
+    def test_central_rows(self, tmp_path, central_url):
+        url = central_url
         place = Place('centralized_db-x', tmp_path, url)
         place.build()
         planned = place.planned()
@@ -344,17 +371,15 @@ class TestGlanceFormat:
                 rows = conn.execute(sa.select(
                     images.c.image_id, images.c.last_accessed,
                     images.c.last_modified, images.c.size, images.c.hits,
-                    images.c.checksum).where(
-                    images.c.node_reference_id
-                    == urls[caches.NODE_URL])).all()
+                    images.c.checksum, images.c.node_reference_id)).all()
         finally:
             engine.dispose()
-        assert set(urls) == {caches.NODE_URL, caches.OTHER_NODE_URL}
-        assert other.rows() == before and kept in before
+        assert set(urls) == {caches.NODE_URL}
         expected = {i.image_id: i for i in planned.images}
         assert {r.image_id for r in rows} == set(expected)
         for row in rows:
             image = expected[row.image_id]
+            assert row.node_reference_id == urls[caches.NODE_URL]
             assert row.last_accessed.tzinfo is None
             assert (row.size, row.hits, row.checksum) == (image.size,
                                                           image.hits, None)
@@ -363,7 +388,18 @@ class TestGlanceFormat:
                 assert value.replace(
                     tzinfo=datetime.timezone.utc).timestamp() == \
                     pytest.approx(epoch, abs=1)
-        other.close()
+
+    def test_central_this_node_registered_without_rows(self, tmp_path):
+        """As glance-api leaves it: this node alone, no cached image."""
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        central = caches.CentralCache(tmp_path / 'elsewhere', url)
+        central.node_id()
+        central.engine.dispose()
+        made = Place('centralized_db-sqlite', tmp_path, url).build()
+        assert made['images']['files'] == COUNT
+        rows = db_rows(url)
+        assert len(rows['node_reference']) == 1
+        assert len(rows['cached_images']) == COUNT
 
     def test_central_tables_made_as_db_sync_does(self, tmp_path):
         url = 'sqlite:///%s' % (tmp_path / 'glance.db')
@@ -420,6 +456,25 @@ class TestEmptyLayout:
         open(os.path.join(sqlite_place.path, 'glance-cache-prune'),
              'w').close()
         assert sqlite_place.build()['images']['files'] == COUNT
+
+    @pytest.mark.parametrize('driver', ['sqlite', 'xattr'])
+    def test_what_cache_maint_leaves(self, tmp_path, driver):
+        """Its state database, its locks, its service lock with a pid."""
+        place = Place(driver, tmp_path)
+        os.makedirs(place.path)
+        conf = place.conf()
+        store = cm_state.StateStore(os.path.join(place.path, '.cache-maint'))
+        store.pin('8d6e3c4a-7d51-4b0e-9f4c-1a2b3c4d5e6f')
+        with locks.TaskLocks(conf).hold('prune', 1):
+            pass
+        locks.ServiceLock(conf).release()
+        lock_dir = locks.lock_path(conf)
+        with open(os.path.join(lock_dir, locks.SERVICE_LOCK_NAME)) as f:
+            assert f.read() == '%d\n' % os.getpid()
+        for name in ('-journal', '-wal', '-shm'):
+            open(os.path.join(place.path, '.cache-maint', 'state.db' + name),
+                 'w').close()
+        assert place.build(conf)['images']['files'] == COUNT
 
 
 def refusal(place, conf=None, **kwargs):
@@ -546,7 +601,9 @@ class TestRefusals:
         ({'images': scratch.MAX_IMAGES + 1}, '--images'),
         ({'size': 0}, '--size 0'),
         ({'size': 10 * KIB}, 'too small'),
-        ({'size': 2 ** 62}, 'does not fit'),
+        ({'size': 2 ** 62}, 'more than a scratch cache holds'),
+        ({'size': scratch.MAX_SIZE + 1}, '--size %d is more than'
+         % (scratch.MAX_SIZE + 1)),
     ])
     def test_bad_counts(self, sqlite_place, kwargs, needle):
         assert needle in refusal(sqlite_place, **kwargs)
@@ -576,6 +633,353 @@ class TestRefusals:
         assert sqlite_place.build()['images']['files'] == COUNT
 
 
+def glance_db(path):
+    """An existing sqlite cache database with Glance's empty table."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(glance_schema.SQLITE)
+    finally:
+        conn.close()
+    return path
+
+
+def sqlite_rows(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute('SELECT * FROM cached_images').fetchall()
+    finally:
+        conn.close()
+
+
+class TestSqliteDatabaseElsewhere:
+    """image_cache_sqlite_db must land in the scratch cache's directory."""
+
+    @pytest.mark.parametrize('exists', [False, True])
+    @pytest.mark.parametrize('option', ['absolute', 'dotdot', 'subdir'])
+    def test_refused(self, tmp_path, option, exists):
+        real = glance_db(str(tmp_path / 'realcache' / 'cache.db'))
+        given = {'absolute': real, 'dotdot': '../realcache/cache.db',
+                 'subdir': 'sub/cache.db'}[option]
+        place = Place('sqlite', tmp_path)
+        if exists:
+            os.makedirs(os.path.join(place.path, 'queue'))
+        before = tree(str(tmp_path))
+        conf = place.conf(image_cache_sqlite_db=given)
+        message = refusal(place, conf)
+        assert 'outside image_cache_dir' in message
+        assert tree(str(tmp_path)) == before
+        assert sqlite_rows(real) == []
+
+    def test_a_symlinked_database(self, tmp_path):
+        real = glance_db(str(tmp_path / 'realcache' / 'cache.db'))
+        place = Place('sqlite', tmp_path)
+        os.makedirs(place.path)
+        os.symlink(real, os.path.join(place.path, 'cache.db'))
+        before = tree(str(tmp_path))
+        assert 'it holds cache.db (a symlink)' in refusal(place)
+        assert tree(str(tmp_path)) == before
+        # Were the directory not looked at, the database itself is refused.
+        records = scratch._SqliteRecords(place.conf(), place.cache().metadata)
+        with pytest.raises(exception.ConfigError) as raised:
+            records.check()
+        assert 'lands on %s, outside image_cache_dir' % real in str(
+            raised.value)
+        assert sqlite_rows(real) == []
+
+    def test_a_symlinked_parent_is_the_directory(self, tmp_path):
+        """Links resolved on both sides: the same directory is accepted."""
+        os.makedirs(tmp_path / 'real')
+        os.symlink(tmp_path / 'real', tmp_path / 'link')
+        place = Place('sqlite', tmp_path / 'link')
+        assert place.build()['images']['files'] == COUNT
+        assert len(sqlite_rows(str(tmp_path / 'real' / 'cache' / 'cache.db'))
+                   ) == COUNT
+
+
+class TestSharedDatabase:
+    """centralized_db: only an empty database, or one of this node only."""
+
+    def _refused(self, tmp_path, url):
+        place = Place('centralized_db-x', tmp_path, url)
+        rows = db_rows(url)
+        message = refusal(place)
+        assert not os.path.exists(place.path)
+        assert db_rows(url) == rows
+        return message
+
+    def test_rows_of_another_node(self, tmp_path, central_url):
+        other = caches.CentralCache(tmp_path / 'other', central_url,
+                                    node_url=caches.OTHER_NODE_URL)
+        other.add_image(size=5 * KIB, hits=3)
+        other.engine.dispose()
+        message = self._refused(tmp_path, central_url)
+        assert message == (
+            'refusing to write scratch records in the database of '
+            '[database] connection: it holds 1 cached image record and 1 '
+            'other node in node_reference (%s); a scratch cache goes only '
+            'into an empty database, or one where this node (%s) alone is '
+            'registered' % (caches.OTHER_NODE_URL, caches.NODE_URL))
+
+    def test_another_node_without_rows(self, tmp_path):
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        other = caches.CentralCache(tmp_path / 'other', url,
+                                    node_url=caches.OTHER_NODE_URL)
+        other.node_id()
+        other.node_id('http://NODE-1.example.org:9292')
+        other.engine.dispose()
+        message = self._refused(tmp_path, url)
+        assert ('it holds 2 other nodes in node_reference '
+                '(http://NODE-1.example.org:9292, %s)'
+                % caches.OTHER_NODE_URL) in message
+
+    def test_rows_of_another_node_under_this_node(self, tmp_path):
+        """Any row is refused, whoever's: here this node is registered."""
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        central = caches.CentralCache(tmp_path / 'elsewhere', url)
+        central.add_row()
+        central.engine.dispose()
+        message = self._refused(tmp_path, url)
+        assert 'it holds 1 cached image record;' in message
+
+    def test_many_nodes_are_counted_up_to_a_bound(self, tmp_path,
+                                                  monkeypatch):
+        monkeypatch.setattr(scratch, 'COUNTED', 3)
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        other = caches.CentralCache(tmp_path / 'other', url)
+        for n in range(5):
+            other.node_id('http://node-%d.example.org' % (n + 10))
+        other.engine.dispose()
+        message = self._refused(tmp_path, url)
+        assert ('more than 3 other nodes in node_reference '
+                '(http://node-10.example.org, http://node-11.example.org, '
+                'http://node-12.example.org, ...)') in message
+
+    def test_a_node_table_alone(self, tmp_path):
+        """A table missing is no reason to look past the other."""
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+        engine = sa.create_engine(url)
+        try:
+            glance_schema.node_reference.create(engine)
+            with engine.begin() as conn:
+                conn.execute(glance_schema.node_reference.insert().values(
+                    node_reference_url=caches.OTHER_NODE_URL))
+            message = self._refused(tmp_path, url)
+            assert '1 other node in node_reference' in message
+            assert set(sa.inspect(engine).get_table_names()) == {
+                'node_reference'}
+        finally:
+            engine.dispose()
+
+    def test_another_node_coming_meanwhile(self, tmp_path, central_url,
+                                           monkeypatch):
+        """Checked again in the transaction that writes."""
+        real_prepare = scratch._CentralRecords.prepare
+
+        def prepare(records):
+            real_prepare(records)
+            other = caches.CentralCache(tmp_path / 'other', central_url,
+                                        node_url=caches.OTHER_NODE_URL)
+            other.node_id()
+            other.engine.dispose()
+
+        monkeypatch.setattr(scratch._CentralRecords, 'prepare', prepare)
+        place = Place('centralized_db-x', tmp_path, central_url)
+        message = refusal(place)
+        assert '1 other node in node_reference' in message
+        assert not os.path.exists(place.path)
+        rows = db_rows(central_url)
+        assert [url for _, url in rows['node_reference']] == [
+            caches.OTHER_NODE_URL]
+        assert rows['cached_images'] == []
+
+    def test_a_failed_write_is_one_line(self, tmp_path, monkeypatch):
+        """The database's error, its password left out, files taken back."""
+        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
+
+        def prepare(records):
+            records.driver.sync_schema()
+            with records.driver.engine.begin() as conn:
+                conn.execute(sa.text('DROP TABLE cached_images'))
+
+        monkeypatch.setattr(scratch._CentralRecords, 'prepare', prepare)
+        place = Place('centralized_db-x', tmp_path, url)
+        message = refusal(place)
+        assert message.startswith(
+            'cannot record the scratch images in the database of '
+            '[database] connection (%s): ' % url)
+        assert 'cached_images' in message
+        assert not os.path.exists(place.path)
+
+    def test_an_unreachable_server_is_one_line(self, tmp_path):
+        url = 'postgresql://cm:secret@127.0.0.1:1/nowhere'
+        place = Place('centralized_db-x', tmp_path, url)
+        message = refusal(place)
+        assert message.startswith(
+            'cannot read the schema in the database of [database] '
+            'connection (postgresql://cm:***@127.0.0.1:1/nowhere): ')
+        assert 'secret' not in message
+        assert not os.path.exists(place.path)
+
+
+class TestNotEmpty:
+    """Lock files are empty; cache-maint's directories hold their own."""
+
+    @pytest.mark.parametrize('where, name, data, found', [
+        ('', 'glance-cache-prune', b'x' * 100 * KIB,
+         'glance-cache-prune (a lock file of 102400 bytes)'),
+        ('', 'cache-maint-service', b'not a pid\n',
+         'cache-maint-service (a lock file of 10 bytes)'),
+        ('', 'cache-maint-service', b'1234\n' * 2,
+         'cache-maint-service (a lock file of 10 bytes)'),
+        ('.cache-maint-locks', 'glance-cache-clean', b'data',
+         '.cache-maint-locks/glance-cache-clean (a lock file of 4 bytes)'),
+        ('.cache-maint-locks', 'anything', b'',
+         '.cache-maint-locks/anything'),
+        ('.cache-maint', 'notes.txt', b'', '.cache-maint/notes.txt'),
+        ('.cache-maint', 'state.db.bak', b'x', '.cache-maint/state.db.bak'),
+        ('.cache-maint/state.db', 'inside', b'',
+         '.cache-maint/state.db'),
+        ('.cache-maint-locks/sub', 'glance-cache', b'',
+         '.cache-maint-locks/sub'),
+    ])
+    def test_refused(self, sqlite_place, where, name, data, found):
+        os.makedirs(os.path.join(sqlite_place.path, where))
+        with open(os.path.join(sqlite_place.path, where, name), 'wb') as f:
+            f.write(data)
+        before = tree(sqlite_place.path)
+        message = refusal(sqlite_place)
+        assert 'it is not empty (it holds %s)' % found in message
+        assert tree(sqlite_place.path) == before
+
+    @pytest.mark.parametrize('name', ['glance-cache-prune', 'cache.db',
+                                      '.cache-maint/state.db'])
+    def test_a_symlink_in_place_of_a_file(self, sqlite_place, tmp_path,
+                                          name):
+        os.makedirs(os.path.join(sqlite_place.path, '.cache-maint'))
+        target = tmp_path / 'elsewhere'
+        target.write_text('')
+        os.symlink(target, os.path.join(sqlite_place.path, name))
+        before = tree(sqlite_place.path)
+        message = refusal(sqlite_place)
+        assert 'not empty' in message or 'outside' in message
+        assert tree(sqlite_place.path) == before
+        assert target.read_text() == ''
+
+    def test_a_symlinked_lock_file_is_named(self, sqlite_place, tmp_path):
+        os.makedirs(sqlite_place.path)
+        os.symlink(tmp_path / 'nowhere',
+                   os.path.join(sqlite_place.path, 'glance-cache'))
+        assert 'it holds glance-cache (a symlink)' in refusal(sqlite_place)
+
+
+class TestFullFilesystem:
+    """An error of the filesystem while writing is one line, taken back."""
+
+    @pytest.fixture(params=['queue', 'utime'])
+    def failing(self, request, monkeypatch):
+        if request.param == 'queue':
+            def queue_image(files, image_id):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                              image_id)
+            monkeypatch.setattr(cachedir.CacheDir, 'queue_image',
+                                queue_image)
+        else:
+            real_utime = os.utime
+
+            def utime(path, *args, **kwargs):
+                if '/queue/' in str(path):
+                    raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+                return real_utime(path, *args, **kwargs)
+            monkeypatch.setattr(os, 'utime', utime)
+        return request.param
+
+    def test_a_new_directory_goes(self, sqlite_place, failing):
+        message = refusal(sqlite_place)
+        assert message.startswith('cannot write the scratch cache %s: '
+                                  % sqlite_place.path)
+        assert ('No space left on device' if failing == 'queue'
+                else 'Input/output error') in message
+        assert not os.path.exists(sqlite_place.path)
+
+    def test_an_empty_layout_stays_empty(self, place, failing,
+                                         monkeypatch):
+        os.makedirs(os.path.join(place.path, 'queue'))
+        assert 'cannot write the scratch cache' in refusal(place)
+        assert not {n for n in os.listdir(place.path) if len(n) == 36}
+        for sub in ('incomplete', 'invalid', 'queue'):
+            assert os.listdir(os.path.join(place.path, sub)) == []
+        if place.url:
+            assert db_rows(place.url)['cached_images'] == []
+        monkeypatch.undo()
+        assert place.build()['images']['files'] == COUNT
+
+    def test_a_real_full_filesystem(self, tmpfs, monkeypatch):
+        """No inode is left when the queue is written: taken back."""
+        monkeypatch.setattr(scratch, 'EXTRA_INODES', 0)
+        mount = tmpfs('size=200m,nr_inodes=15')
+        place = Place('sqlite', mount)
+        place.path = str(mount / 'sc')
+        message = refusal(place, size=10 * KIB, images=1)
+        assert message.startswith('cannot write the scratch cache %s: No '
+                                  'space left on device (' % place.path)
+        assert os.listdir(mount) == []
+
+    def test_out_of_inodes_is_refused_first(self, tmpfs):
+        """The repro: a tmpfs of 15 inodes, 3 images: nothing written."""
+        mount = tmpfs('size=200m,nr_inodes=15')
+        place = Place('sqlite', mount)
+        place.path = str(mount / 'sc')
+        message = refusal(place, size=10 * KIB, images=3)
+        assert message == (
+            'a scratch cache of 13 files needs 29 free inodes, and the '
+            'filesystem of %s has 14: give fewer --images' % mount)
+        assert os.listdir(mount) == []
+
+
+class TestRoom:
+    """Sparse files: what they take, not their size, must be free."""
+
+    def test_more_than_free_space_on_a_tmpfs(self, tmpfs):
+        mount = tmpfs('size=200m')
+        place = Place('sqlite', mount)
+        made = place.build(size=150 * MIB, images=COUNT)
+        assert made['size_bytes'] == 150 * MIB
+        st = os.statvfs(mount)
+        assert (st.f_blocks - st.f_bfree) * st.f_frsize < 2 * MIB
+        assert not [n for n in os.listdir(mount) if 'probe' in n]
+
+    def test_no_room_for_the_margin(self, tmpfs):
+        mount = tmpfs('size=8m')
+        place = Place('sqlite', mount)
+        message = refusal(place, size=100 * KIB, images=3)
+        assert 'as they are sparse' in message
+        assert 'give fewer --images' in message
+        assert os.listdir(mount) == []
+
+    def test_a_filesystem_without_sparse_files(self, tmpfs, monkeypatch):
+        mount = tmpfs('size=200m')
+        monkeypatch.setattr(scratch, '_sparse_files', lambda where: False)
+        place = Place('sqlite', mount)
+        message = refusal(place, size=190 * MIB, images=COUNT)
+        assert 'the filesystem keeps no sparse file' in message
+        assert 'give a smaller --size' in message
+        assert os.listdir(mount) == []
+        assert place.build(size=150 * MIB)['size_bytes'] == 150 * MIB
+
+    def test_the_probe(self, tmpfs):
+        mount = tmpfs('size=8m')
+        assert scratch._sparse_files(str(mount)) is True
+        assert os.listdir(mount) == []
+
+    def test_no_probe_when_the_size_fits(self, sqlite_place, monkeypatch):
+        def probe(where):
+            raise AssertionError('probed')
+
+        monkeypatch.setattr(scratch, '_sparse_files', probe)
+        assert sqlite_place.build()['size_bytes'] == SIZE
+
+
 class TestSizes:
     @pytest.mark.parametrize('text, expected', [
         ('1536M', 1536 * MIB), ('1.5G', 1536 * MIB), ('800K', 800 * KIB),
@@ -584,13 +988,47 @@ class TestSizes:
     def test_parse(self, text, expected):
         assert scratch.parse_size(text) == expected
 
+    @pytest.mark.parametrize('text, expected', [
+        ('1023.99999999999999999K', 1024 * KIB - 1),
+        ('0.3K', 307), ('5.0K', 5 * KIB), ('5.K', 5 * KIB),
+        ('16T', scratch.MAX_SIZE), ('%dK' % (scratch.MAX_SIZE // KIB - 1),
+                                    scratch.MAX_SIZE - KIB),
+        ('0.000000000000000000000000000000001T', 0)])
+    def test_parse_is_exact(self, text, expected):
+        """Decimal, not float: a fraction of a byte goes, nothing else."""
+        assert scratch.parse_size(text) == expected
+
     @pytest.mark.parametrize('text', [
-        '', 'garbage', '1.5', '-5', '1e3', '5x', 'G', '1.2.3G', '٣M',
-        'inf', 'nan', '1,5G'])
+        '', 'garbage', '1.5', '5.0', '5.', '1.5B', '-5', '1e3', '5x', 'G',
+        '1.2.3G', '٣M', 'inf', 'nan', '1,5G'])
     def test_parse_refuses(self, text):
         with pytest.raises(exception.ConfigError) as raised:
             scratch.parse_size(text)
-        assert '--size' in str(raised.value)
+        message = str(raised.value)
+        assert message.startswith('--size %r is not a size' % text)
+        assert '\n' not in message
+
+    @pytest.mark.parametrize('text', [
+        '9' * 30, '17T', '16.0000000000000000000000000001T',
+        '%d' % (scratch.MAX_SIZE + 1), '9' * 5000 + 'K'])
+    def test_parse_refuses_absurd_sizes(self, text):
+        with pytest.raises(exception.ConfigError) as raised:
+            scratch.parse_size(text)
+        message = str(raised.value)
+        assert 'is more than a scratch cache holds: give at most %d (16T)' \
+            % scratch.MAX_SIZE in message
+        assert len(message) < 200
+
+    def test_plan_counts_its_files_and_bytes(self):
+        planned = scratch.plan(random.Random(3), 10 * MIB, 7, NOW, 86400)
+        assert planned.files() == 7 + 5 * scratch.EXTRAS
+        assert planned.bytes() == 10 * MIB + sum(
+            p.size for p in planned.incomplete + planned.invalid)
+
+    def test_human_bytes(self):
+        assert simulate.human_bytes(scratch.DEFAULT_SIZE_CAP) == '16.0 GiB'
+        assert simulate.human_bytes(1536) == '1.5 KiB'
+        assert simulate.human_bytes(7) == '7 B'
 
     def test_default_is_half_again_the_limit(self, sqlite_place):
         conf = sqlite_place.conf(image_cache_max_size=4 * MIB)

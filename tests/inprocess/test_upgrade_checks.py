@@ -326,15 +326,30 @@ class TestCacheDirectory:
                 '/var/lib/glance/lock in' % sqlite_cache.path) in (
             found.details)
 
-    def test_glance_api_conf_read_too_is_not_compared(
+    def test_glance_api_conf_read_first_is_compared_alone(
             self, tmp_path, sqlite_cache, glance_api_conf):
+        """As the unit runs it: glance-api.conf, then a file of ours."""
         glance_api_conf.parent.mkdir()
         settings.write_config(glance_api_conf, {'DEFAULT': {
             'image_cache_dir': '/var/lib/glance/image-cache'}})
         found = run(tmp_path, sections_for(sqlite_cache),
                     'check_cache_directory', glance_api_conf)
+        assert found.code == FAILURE
+        assert ('[DEFAULT] image_cache_dir is %s here but '
+                '/var/lib/glance/image-cache in %s'
+                % (sqlite_cache.path, glance_api_conf)) in found.details
+
+    def test_glance_api_conf_read_first_and_not_overridden_passes(
+            self, tmp_path, sqlite_cache, glance_api_conf):
+        glance_api_conf.parent.mkdir()
+        settings.write_config(glance_api_conf, {'DEFAULT': {
+            'image_cache_dir': sqlite_cache.path,
+            'image_cache_driver': 'sqlite'}})
+        found = run(tmp_path, sections_for(sqlite_cache),
+                    'check_cache_directory', glance_api_conf)
         assert found.code == SUCCESS
-        assert 'is one of the configuration files read' in found.details
+        assert "the same as glance-api's in %s" % glance_api_conf in (
+            found.details)
 
     def test_an_unparsable_glance_api_conf_warns(
             self, tmp_path, sqlite_cache, glance_api_conf):
@@ -449,6 +464,47 @@ class TestMetadataDriver:
         assert found.code == SUCCESS, found.details
         assert 'node_reference and cached_images tables' in found.details
         assert PASSWORD not in found.details
+
+    def test_sqlite_unwritable_fails(self, tmp_path, sqlite_cache):
+        with fs.read_only(sqlite_cache.path):
+            found = run(tmp_path, sections_for(sqlite_cache),
+                        'check_metadata_driver')
+        assert found.code == FAILURE
+        assert 'or its directory for the journal, cannot be written' in (
+            found.details)
+
+    def test_centralized_db_for_a_user_who_cannot_delete(self, tmp_path,
+                                                         central_cache):
+        url = sa.engine.make_url(central_cache.url)
+        user = 'cm_read_only_%d' % os.getpid()
+        if url.get_backend_name() == 'postgresql':
+            grant = ('CREATE ROLE %s LOGIN' % user,
+                     'GRANT SELECT ON node_reference, cached_images TO %s'
+                     % user)
+            revoke = ('DROP OWNED BY %s' % user, 'DROP ROLE %s' % user)
+        else:
+            grant = ("CREATE USER '%s'@'%%'" % user,
+                     "GRANT SELECT ON %s.* TO '%s'@'%%'"
+                     % (url.database, user))
+            revoke = ("DROP USER '%s'@'%%'" % user,)
+        with central_cache.engine.begin() as conn:
+            for statement in grant:
+                conn.execute(sa.text(statement))
+        try:
+            before = schema_and_rows(central_cache.url)
+            sections = sections_for(central_cache)
+            sections['database'] = {'connection': url.set(
+                username=user, password=None).render_as_string(
+                    hide_password=False)}
+            found = run(tmp_path, sections, 'check_metadata_driver')
+            assert schema_and_rows(central_cache.url) == before
+        finally:
+            with central_cache.engine.begin() as conn:
+                for statement in revoke:
+                    conn.execute(sa.text(statement))
+        assert found.code == FAILURE
+        assert ('cannot delete from cached_images, as prune and clean must,'
+                in found.details), found.details
 
     @pytest.mark.parametrize('kind', ['postgresql', 'mysql'])
     def test_centralized_db_without_glances_tables(self, tmp_path, kind):
@@ -718,6 +774,44 @@ class TestPolicyFile:
         found = run(tmp_path, sections, 'check_policy_file')
         assert found.code == FAILURE
         assert 'is not a regular file' in found.details
+
+    def dirs_sections(self, tmp_path, cache, files):
+        """A policy.d directory holding ``files`` ({name: text})."""
+        (tmp_path / 'policy.d').mkdir()
+        for name, text in files.items():
+            (tmp_path / 'policy.d' / name).write_text(text)
+        sections = self.sections(tmp_path, cache)
+        sections['oslo_policy'] = {'policy_dirs': str(tmp_path / 'policy.d')}
+        return sections
+
+    def test_policy_dirs_files_are_read_too(self, tmp_path, sqlite_cache):
+        found = run(tmp_path, self.dirs_sections(tmp_path, sqlite_cache, {
+            'a.yaml': 'cache_prune: "role:admin"\n',
+            'b.yaml': 'cache_prnue: "role:admin"\n'}), 'check_policy_file')
+        assert found.code == WARNING
+        assert ('the policy file %s has rules cache-maint does not have, '
+                'which are ignored: cache_prnue'
+                % (tmp_path / 'policy.d' / 'b.yaml')) in found.details
+
+    def test_policy_dirs_errors_name_their_file(self, tmp_path,
+                                                sqlite_cache):
+        found = run(tmp_path, self.dirs_sections(tmp_path, sqlite_cache, {
+            'a.yaml': 'cache_prune: "rule:nothing_here"\n'}),
+            'check_policy_file')
+        assert found.code == FAILURE
+        assert ('the policy file %s (in [oslo_policy] policy_dirs) is not '
+                'usable' % (tmp_path / 'policy.d' / 'a.yaml')) in (
+            found.details)
+        assert 'policy_file = policy.yaml' not in found.details
+
+    def test_a_fifo_in_policy_dirs_is_not_waited_on(self, tmp_path,
+                                                    sqlite_cache):
+        sections = self.dirs_sections(tmp_path, sqlite_cache, {})
+        os.mkfifo(tmp_path / 'policy.d' / 'fifo.yaml')
+        found = run(tmp_path, sections, 'check_policy_file')
+        assert found.code == FAILURE
+        assert '%s ([oslo_policy] policy_dirs) is not a regular file' % (
+            tmp_path / 'policy.d' / 'fifo.yaml') in found.details
 
     def test_json_warns(self, tmp_path, sqlite_cache):
         found = run(tmp_path, self.sections(

@@ -115,6 +115,8 @@ needs_systemd = pytest.mark.skipif(systemd_analyze is None,
 
 def _verify(unit, root=None, unit_path=None):
     """``systemd-analyze verify``: its output, empty when all is well."""
+    # The man pages the unit names are built by tox -e docs, not installed
+    # by the wheel.
     command = [systemd_analyze, 'verify', '--man=no']
     env = dict(os.environ)
     if root:

@@ -2,9 +2,15 @@
 
 import json
 import os
+import sqlite3
+import subprocess
 
 import pytest
 
+from tests.support import caches
+from tests.support import env
+from tests.support import fs
+from tests.support import glance_schema
 from tests.support import running
 from tests.support import settings
 
@@ -143,7 +149,11 @@ def test_a_filled_cache_is_refused(tmp_path, configure):
     (['--size', '0'], '--size 0'),
     (['--size=-1G'], "--size '-1G'"),
     (['--size', '-1G'], '--size: expected one argument'),
-    (['--size', '9000T'], 'does not fit'),
+    (['--size', '9000T'], "--size '9000T' is more than a scratch cache "
+                          'holds: give at most 17592186044416 (16T)'),
+    (['--size', '9' * 30], "--size '%s' is more than a scratch cache "
+                           'holds' % ('9' * 30)),
+    (['--size', '5.0'], "--size '5.0' is not a size"),
     (['--size', '10K'], 'too small'),
     (['--images', '0'], '--images 0'),
     (['--images', '99999999'], '--images 99999999'),
@@ -168,3 +178,112 @@ def test_a_missing_parent(tmp_path, configure):
     line = failed_in_one_line(manage(config, 'scratch-cache'))
     assert 'parent directory %s does not exist' % (tmp_path / 'no') in line
     assert not os.path.exists(tmp_path / 'no')
+
+
+def test_help_says_what_a_size_is(configure):
+    result = manage(configure(), 'scratch-cache', '--help')
+    text = ' '.join(result.stdout.split())
+    assert 'decimals allowed with a suffix only (1536M, 1.5G; not 1.5 nor ' \
+        '5.0); at most 16.0 TiB' in text
+
+
+def test_a_database_outside_the_directory(tmp_path, configure):
+    """The repro: another cache's empty cache.db, by its absolute path."""
+    real = tmp_path / 'realcache' / 'cache.db'
+    real.parent.mkdir()
+    conn = sqlite3.connect(real)
+    conn.executescript(glance_schema.SQLITE)
+    conn.close()
+    before = snapshot(tmp_path / 'realcache')
+    config = configure(image_cache_dir=str(tmp_path / 'absdb'),
+                       image_cache_sqlite_db=str(real))
+    line = failed_in_one_line(manage(config, 'scratch-cache', '--images',
+                                     '3', '--size', '10K'))
+    assert line == (
+        'cache-maint-manage scratch-cache failed: refusing to fill the '
+        'cache: its database %s ([DEFAULT] image_cache_sqlite_db) lands on '
+        '%s, outside image_cache_dir %s; a scratch cache keeps its records '
+        'in its own directory' % (real, real, tmp_path / 'absdb'))
+    assert snapshot(tmp_path / 'realcache') == before
+    assert not os.path.exists(tmp_path / 'absdb')
+
+
+def test_a_large_lock_file_is_refused(tmp_path, configure):
+    cache_dir = tmp_path / 'cache'
+    cache_dir.mkdir()
+    (cache_dir / 'glance-cache-prune').write_bytes(b'x' * 100 * 1024)
+    before = snapshot(cache_dir)
+    line = failed_in_one_line(manage(configure(), 'scratch-cache'))
+    assert 'it holds glance-cache-prune (a lock file of 102400 bytes)' in line
+    assert snapshot(cache_dir) == before
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a tmpfs with these options (root only): its path."""
+    mounted = []
+
+    def mount(options):
+        if os.getuid() != 0:
+            env.unavailable('mounting a tmpfs needs root')
+        where = tmp_path / 'mnt'
+        where.mkdir()
+        result = subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(where)],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            env.unavailable('cannot mount a tmpfs: %s' % result.stderr)
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        fs.unmount(where)
+
+
+def test_a_filesystem_out_of_inodes(configure, tmpfs):
+    """The repro: one line, where a traceback was; nothing written."""
+    mount = tmpfs('size=200m,nr_inodes=15')
+    config = configure(image_cache_dir=str(mount / 'sc'))
+    line = failed_in_one_line(manage(config, 'scratch-cache', '--images',
+                                     '3', '--size', '10K'))
+    assert line == ('cache-maint-manage scratch-cache failed: a scratch '
+                    'cache of 13 files needs 29 free inodes, and the '
+                    'filesystem of %s has 14: give fewer --images' % mount)
+    assert os.listdir(mount) == []
+
+
+def test_sparse_files_need_no_room_for_their_size(configure, tmpfs):
+    mount = tmpfs('size=200m')
+    config = configure(image_cache_dir=str(mount / 'sc'))
+    made = json.loads(ok(manage(config, 'scratch-cache', '--size', '150M',
+                                '--format', 'json')))
+    assert made['size_bytes'] == 150 * MIB
+    status = json.loads(ok(manage(config, 'status', '--format', 'json')))
+    assert status['cache']['size_bytes'] == 150 * MIB
+
+
+def test_a_shared_database_with_another_node(tmp_path):
+    """centralized_db: other nodes' rows are never written beside."""
+    url = 'sqlite:///%s' % (tmp_path / 'shared.db')
+    other = caches.CentralCache(tmp_path / 'other', url,
+                                node_url=caches.OTHER_NODE_URL)
+    other.add_image(size=5 * 1024, hits=3)
+    before = other.rows()
+    other.engine.dispose()
+    config = settings.write_config(tmp_path / 'central.conf', {
+        'DEFAULT': {'image_cache_dir': str(tmp_path / 'cache'),
+                    'image_cache_driver': 'centralized_db',
+                    'worker_self_reference_url': caches.NODE_URL},
+        'database': {'connection': url}})
+    line = failed_in_one_line(manage(config, 'scratch-cache'))
+    assert line == (
+        'cache-maint-manage scratch-cache failed: refusing to write scratch '
+        'records in the database of [database] connection: it holds 1 '
+        'cached image record and 1 other node in node_reference (%s); a '
+        'scratch cache goes only into an empty database, or one where this '
+        'node (%s) alone is registered'
+        % (caches.OTHER_NODE_URL, caches.NODE_URL))
+    assert not os.path.exists(tmp_path / 'cache')
+    assert other.rows() == before
+    other.engine.dispose()

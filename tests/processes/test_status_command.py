@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -144,11 +145,17 @@ def test_a_broken_configuration_fails_naming_the_option(tmp_path):
 
 def test_what_cannot_be_read_is_one_line_and_the_error_status(tmp_path):
     (tmp_path / 'unparsable.conf').write_text('[DEFAULT\nimage_cache_dir\n')
+    os.mkfifo(tmp_path / 'fifo.conf')
     cases = [
+        # Never waited on for ever, nor read until memory runs out.
+        (check(tmp_path / 'fifo.conf'),
+         ['configuration error', 'fifo.conf', 'is not a regular file']),
+        (check('/dev/zero'),
+         ['configuration error', '/dev/zero', 'is not a regular file']),
         (check(tmp_path / 'missing.conf'),
          ['configuration error', 'missing.conf']),
         (check(tmp_path), ['configuration error', str(tmp_path),
-                           'Is a directory']),
+                           'is not a regular file']),
         (check(tmp_path / 'unparsable.conf'),
          ['configuration error', 'unparsable.conf']),
         (('--config-file', broken(tmp_path, 'ok.conf'), 'upgrade'),
