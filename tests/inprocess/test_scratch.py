@@ -812,12 +812,14 @@ class TestSharedDatabase:
         assert not os.path.exists(place.path)
 
     def test_an_unreachable_server_is_one_line(self, tmp_path):
-        url = 'postgresql://cm:secret@127.0.0.1:1/nowhere'
+        # The driver named: without one, SQLAlchemy's default (psycopg2)
+        # is taken where it is installed, psycopg where it is not.
+        url = 'postgresql+psycopg://cm:secret@127.0.0.1:1/nowhere'
         place = Place('centralized_db-x', tmp_path, url)
         message = refusal(place)
         assert message.startswith(
             'cannot read the schema in the database of [database] '
-            'connection (postgresql://cm:***@127.0.0.1:1/nowhere): ')
+            'connection (postgresql+psycopg://cm:***@127.0.0.1:1/nowhere): ')
         assert 'secret' not in message
         assert not os.path.exists(place.path)
 
