@@ -59,21 +59,14 @@ class Cache:
         self.metadata.setup()
         # Only a store shared by many nodes can have a problem; the scan,
         # one stat per file, is made only then.
-        problem = self.metadata.identity_problem()
-        if problem and self.files.scan_images():
+        if not self.metadata.shared:
+            return
+        files = self.files.scan_images()
+        problem = self.metadata.identity_problem(files)
+        if problem:
             LOG.warning('The cached images cannot be maintained as they '
                         'should: %s. Prune will not evict them as untracked '
                         'until this node has records.', problem)
-
-    def snapshot(self):
-        """(recorded ids, {image_id: CachedFile}), records read first.
-
-        glance-api creates a file before its record and removes it before
-        its record, so a record whose file is missing from the later scan
-        is stale.
-        """
-        recorded = self.metadata.recorded_ids()
-        return recorded, self.files.scan_images()
 
     def close(self):
         """Release the metadata store's connections; usable again after."""

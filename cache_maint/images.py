@@ -20,7 +20,22 @@ TARGETS = ('both', 'cache', 'queue')
 
 def listing(cache):
     """The cached images' records, by id, and the queued images' ids."""
-    return cache.metadata.list_records(), cache.files.queued_images()
+    return cached_records(cache), cache.files.queued_images()
+
+
+def cached_records(cache):
+    """The records GET /v2/cache lists, ordered by image id.
+
+    Every record of a local store, as Glance lists them. A store shared by
+    many nodes is read for the images on disk alone, by id: reading all
+    of this node's records would read every node's. A record whose file is
+    gone is then not listed (Glance would list it): the image is not
+    cached, and the next clean deletes the record.
+    """
+    if not cache.metadata.shared:
+        return cache.metadata.list_records()
+    return sorted(cache.metadata.records_of(cache.files.scan_images()),
+                  key=lambda record: record.image_id)
 
 
 def list_cache(cache):
@@ -68,7 +83,10 @@ def clear(cache, target='both'):
             'invalid x-image-cache-clear-target %r' % target)
     cached = queued = 0
     if target in ('both', 'cache'):
-        recorded, files = cache.snapshot()
+        # Every record goes, those without a file too: all of them are
+        # read, records first (glance-api makes a file before its record).
+        recorded = cache.metadata.recorded_ids()
+        files = cache.files.scan_images()
         removal, _ = evictor.records_first(
             cache, list(files) + [image_id for image_id in recorded
                                   if image_id not in files],

@@ -28,6 +28,7 @@ from cache_maint import evictor
 from cache_maint import exception
 from cache_maint import inuse
 from cache_maint import pacing
+from cache_maint import reconcile
 from cache_maint import targets as evict_targets
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ IN_FLIGHT_GRACE = 10
 
 #: Images a dry run plans at a time (its batches remove nothing).
 PREVIEW_BATCH = 10000
+
+#: ``[maintenance] reconcile_interval``'s default: seconds between two
+#: full reconciliations of a shared store's records (``reconcile``).
+RECONCILE_INTERVAL = 86400
 
 
 #: Why clean removes a file.
@@ -62,6 +67,11 @@ class CleanResult:
     #: or, in a dry run, to be removed.
     removed: tuple = ()
     dry_run: bool = False
+    #: Records read, or ids looked up, for stale records (``reconcile``).
+    records_checked: int = 0
+    #: Whether they were all of this node's records; None if clean
+    #: stopped before it looked at them.
+    full_reconciliation: bool = None
 
     @property
     def by_reason(self):
@@ -69,6 +79,14 @@ class CleanResult:
 
     def removed_ids(self):
         return [path for path, _size, _reason in self.removed]
+
+    def records_report(self):
+        """How clean looked at the records, for its run's record."""
+        if self.full_reconciliation is None:
+            return None
+        return {'checked': self.records_checked,
+                'forgotten': self.records_forgotten,
+                'full_reconciliation': self.full_reconciliation}
 
     def to_dict(self):
         answer = {'total_files_cleaned': self.files,
@@ -136,14 +154,18 @@ def _by_reason(removed):
     return counted
 
 
-def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
+def clean(cache, stall_time, now=None, stop_event=None, dry_run=False,
+          reconcile_interval=RECONCILE_INTERVAL):
     """Remove failed and stalled downloads, and records of missing files.
 
     Every file in ``invalid/`` goes; a file in ``incomplete/`` goes once
     its mtime is more than ``stall_time`` seconds old (and never within
     the in-flight grace, so a stall time of 0 cannot kill a download).
-    A stop request is honoured between these steps. A ``dry_run`` removes
-    nothing and lists what would go.
+    The records whose file is gone are found among all of this node's
+    records, or, with a shared store, among the images seen before
+    between two full reconciliations, ``reconcile_interval`` seconds
+    apart (``cache_maint.reconcile``). A stop request is honoured between
+    these steps. A ``dry_run`` removes nothing and lists what would go.
     """
     now = time.time() if now is None else now
     older_than = now - max(stall_time, IN_FLIGHT_GRACE)
@@ -155,7 +177,7 @@ def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
             st.st_mtime < older_than or _from_the_future(st.st_mtime, now))),
     )
     if dry_run:
-        return _preview_clean(cache, steps)
+        return _preview_clean(cache, steps, reconcile_interval)
     removed = []
     failures = 0
     for subdir, reason, select in steps:
@@ -168,32 +190,44 @@ def clean(cache, stall_time, now=None, stop_event=None, dry_run=False):
         failures += len(step.failed)
         if step.fatal:
             raise exception.CacheDirError(step.fatal)
-    forgotten = 0
+    forgotten, look = 0, None
     if stop_event is None or not stop_event.is_set():
-        forgotten = _forget_missing(cache)
+        forgotten, look = _forget_missing(cache, reconcile_interval)
     result = CleanResult(
         files=len(removed), bytes=sum(size for _, size, _ in removed),
         records_forgotten=forgotten, failures=failures,
-        removed=tuple(removed))
+        removed=tuple(removed),
+        records_checked=look.checked if look else 0,
+        full_reconciliation=look.full if look else None)
     LOG.info('Clean removed %d files (%d bytes) of failed and stalled '
              'downloads and %d records of missing images; %d files could '
              'not be removed', result.files, result.bytes, forgotten,
              result.failures)
+    if look is not None:
+        LOG.info('Clean checked %d %s', look.checked,
+                 'records: a full reconciliation' if look.full else
+                 'images seen before, by id')
     return result
 
 
-def _preview_clean(cache, steps):
-    """What clean would remove now, removing nothing."""
+def _preview_clean(cache, steps, reconcile_interval):
+    """What clean would remove now, removing nothing.
+
+    Its records are looked at as the real run's would be: the same look,
+    the same second look for each stale record's file.
+    """
     planned = tuple(
         ('%s/%s' % (subdir, cachedir.printable(name)), size, reason)
         for subdir, reason, select in steps
         for name, size in cache.files.list_from(subdir, select))
-    recorded, files = cache.snapshot()
-    stale = [image_id for image_id in recorded if image_id not in files]
+    look = reconcile.look(cache, reconcile_interval)
+    stale = [image_id for image_id in look.stale
+             if not cache.files.has_image(image_id)]
     return CleanResult(files=len(planned),
                        bytes=sum(size for _, size, _ in planned),
                        records_forgotten=len(stale), removed=planned,
-                       dry_run=True)
+                       dry_run=True, records_checked=look.checked,
+                       full_reconciliation=look.full)
 
 
 def _from_the_future(mtime, now):
@@ -207,30 +241,29 @@ def _from_the_future(mtime, now):
     return mtime > now + IN_FLIGHT_GRACE
 
 
-def _forget_missing(cache):
-    """Delete the records whose file is gone; return how many went.
+def _forget_missing(cache, reconcile_interval):
+    """Delete the records whose file is gone: (how many went, the Look).
 
     Each file is looked for once more just before: glance-api may have
     cached the image again since the scan (file first, then record), and
-    only records made before the snapshot are deleted: a new one is not
+    only records made before the look began are deleted: a new one is not
     stale. glance-api may also cache it again between that look and the
     delete, while the stale record still makes its INSERT fail: a record
     whose file is there once the delete is done is put back, as glance-api
     alone would have left it.
     """
-    started = time.time()
-    recorded, files = cache.snapshot()
-    stale = [image_id for image_id in recorded if image_id not in files]
-    stale = [image_id for image_id in stale
+    look = reconcile.look(cache, reconcile_interval)
+    stale = [image_id for image_id in look.stale
              if not cache.files.has_image(image_id)]
-    if not stale:
-        return 0
-    records = cache.metadata.forget(stale, recorded_before=started)
+    records = (cache.metadata.forget(stale, recorded_before=look.started)
+               if stale else [])
     cached_again = [r for r in records
                     if cache.files.has_image(r.image_id)]
     if cached_again:
         cache.metadata.restore(cached_again)
-    return len(records) - len(cached_again)
+    gone = {r.image_id for r in records} - {r.image_id for r in cached_again}
+    reconcile.remember(cache, look, set(look.stale) - gone)
+    return len(records) - len(cached_again), look
 
 
 def eviction_order(lru_ids, files, now):
@@ -289,8 +322,9 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     eviction policy (``cache_maint.eviction``) that orders the recorded
     images; its memory lives in the cache's state.
 
-    One directory scan, one ordered read of the records, then batches, each
-    one bounded delete of their records and then their unlinks (see
+    One directory scan, one ordered read of the records (with a shared
+    store, those of the images scanned, by id), then batches, each one
+    bounded delete of their records and then their unlinks (see
     ``cache_maint.evictor``). A file that cannot be removed keeps its
     record and is skipped for the next candidate, so prune meets its
     targets whenever enough deletable files exist. With a
@@ -306,6 +340,9 @@ def prune(cache, max_size, now=None, stop_event=None, targets=None,
     targets = targets or evict_targets.Targets(max_size)
     cache.files.check()
     files = cache.files.scan_images()
+    if not dry_run:
+        # What clean looks up in a shared store, before anything goes.
+        reconcile.saw(cache, files)
     size = sum(f.size for f in files.values())
     needs = targets.needs(size, len(files),
                           *(cache.files.filesystem()
@@ -460,10 +497,9 @@ def _preview_prune(cache, planner, needs, size):
     victims = [(image_id, bytes_) for image_id, bytes_, reason in order
                if reason not in SKIP_REASONS]
     freed = sum(bytes_ for _, bytes_ in victims)
-    wanted = {image_id for image_id, _, _ in order}
-    records = {record.image_id: record
-               for record in cache.metadata.list_records()
-               if record.image_id in wanted}
+    records = {record.image_id: record for record in
+               cache.metadata.records_of({image_id for image_id, _, _
+                                          in order})}
     return PruneResult(
         files=len(victims), bytes=freed, size_before=size,
         size_after=size - freed,
@@ -479,8 +515,7 @@ def _last_read(cache, files, since):
     """{image_id: when it was last read}, never before ``since``."""
     since = since or 0
     return {record.image_id: max(record.last_accessed, since)
-            for record in cache.metadata.list_records()
-            if record.image_id in files}
+            for record in cache.metadata.records_of(files)}
 
 
 def _refuse_if_lost(metadata, files):
@@ -491,7 +526,7 @@ def _refuse_if_lost(metadata, files):
     glance-api knows this node by another URL: evicting them all as
     untracked would throw away the images read most recently.
     """
-    problem = metadata.identity_problem()
+    problem = metadata.identity_problem(files)
     if problem:
         raise exception.NodeIdentityError(
             'refusing to evict %d images as untracked: %s'

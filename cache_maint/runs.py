@@ -63,6 +63,10 @@ class RunRecord:
     skipped_pinned: int = 0
     skipped_young: int = 0
     pid: int = None
+    #: How a clean looked at its records: {'checked', 'forgotten',
+    #: 'full_reconciliation'} (``maintenance.CleanResult``); None for a
+    #: prune, or a clean that did not get to them.
+    records: dict = None
 
     def to_dict(self):
         return dict(dataclasses.asdict(self), removed=list(self.removed),
@@ -164,7 +168,9 @@ class TaskRunner:
         if task == 'clean':
             return lambda: maintenance.clean(
                 self.cache, self.conf.image_cache_stall_time,
-                stop_event=self.stop_event, dry_run=dry_run)
+                stop_event=self.stop_event, dry_run=dry_run,
+                reconcile_interval=(
+                    self.conf.maintenance.reconcile_interval))
         return lambda: maintenance.prune(
             self.cache, self.conf.image_cache_max_size,
             stop_event=self.stop_event,
@@ -248,7 +254,9 @@ class TaskRunner:
                 removed_omitted=max(0, len(removed) - state.IDS_PER_RUN),
                 skipped_in_use=getattr(result, 'skipped_in_use', 0),
                 skipped_pinned=getattr(result, 'skipped_pinned', 0),
-                skipped_young=getattr(result, 'skipped_young', 0))
+                skipped_young=getattr(result, 'skipped_young', 0),
+                records=(result.records_report()
+                         if hasattr(result, 'records_report') else None))
         record = RunRecord(
             task=task, trigger=trigger, started_at=started,
             finished_at=time.time(), outcome=outcome,

@@ -10,8 +10,10 @@ a cached image or a record of Glance's.
 Every table is bounded: the runs to the most recent ``RUN_HISTORY`` of each
 task (and the last successful one of each, kept apart), each
 run's list of removed ids to ``IDS_PER_RUN`` (with a count of those left
-out), and the evicted images to those of the last ``EVICTION_MEMORY``
-seconds, at most ``MAX_EVICTIONS`` of them.
+out), the evicted images to those of the last ``EVICTION_MEMORY``
+seconds, at most ``MAX_EVICTIONS`` of them, and the known images (the ids
+clean looks up in a shared metadata store, ``cache_maint.reconcile``) to
+``MAX_KNOWN_IMAGES``.
 """
 
 import contextlib
@@ -38,6 +40,9 @@ IDS_PER_RUN = 200
 #: How long an evicted image is remembered, and how many at most.
 EVICTION_MEMORY = 7 * 86400
 MAX_EVICTIONS = 100000
+#: The most image ids remembered as seen in the cache; past it they are all
+#: forgotten, with the memo that goes with them.
+MAX_KNOWN_IMAGES = 1000000
 #: The longest note a pin keeps, in characters, and the most pins.
 MAX_NOTE = 255
 MAX_PINS = 10000
@@ -65,6 +70,9 @@ _SCHEMA = (
     ' size INTEGER NOT NULL, reason TEXT NOT NULL) WITHOUT ROWID',
     'CREATE TABLE IF NOT EXISTS service ('
     ' name TEXT PRIMARY KEY, value TEXT NOT NULL)',
+    # The ids of the images seen in the cache: one column, keyed by it.
+    'CREATE TABLE IF NOT EXISTS known_images ('
+    ' image_id TEXT PRIMARY KEY) WITHOUT ROWID',
 )
 
 
@@ -238,13 +246,50 @@ class StateStore:
         return dict(self._read('SELECT image_id, evicted_at FROM evictions '
                                'WHERE evicted_at >= ?', (since,)))
 
+    # -- the images seen in the cache (clean's look-ups) -----------------
+
+    def known_images(self):
+        """The ids remembered as seen in the cache."""
+        return {row[0] for row in self._read(
+            'SELECT image_id FROM known_images')}
+
+    def update_known_images(self, memo_name, added=(), dropped=(),
+                            memo=None, replace=False):
+        """Remember ``added`` and forget ``dropped`` ids, in one go.
+
+        ``replace`` forgets every other id first. ``memo`` (a small JSON
+        value, as ``put``), if given, is kept under ``memo_name`` in the
+        same transaction. Past MAX_KNOWN_IMAGES ids, all are forgotten,
+        and the memo under ``memo_name`` too: it vouches for them.
+        """
+        added, dropped = sorted(added), sorted(dropped)
+        with self._transaction() as db:
+            if replace:
+                db.execute('DELETE FROM known_images')
+            for start in range(0, len(dropped), 500):
+                chunk = dropped[start:start + 500]
+                db.execute('DELETE FROM known_images WHERE image_id IN (%s)'
+                           % ','.join('?' * len(chunk)), chunk)
+            db.executemany('INSERT OR IGNORE INTO known_images VALUES (?)',
+                           [(image_id,) for image_id in added])
+            if memo is not None:
+                _put(db, memo_name, memo)
+            count, = db.execute(
+                'SELECT count(*) FROM known_images').fetchone()
+            if count > MAX_KNOWN_IMAGES:
+                LOG.warning('More than %d image ids are remembered as seen '
+                            'in the cache: all are forgotten',
+                            MAX_KNOWN_IMAGES)
+                db.execute('DELETE FROM known_images')
+                db.execute('DELETE FROM service WHERE name = ?',
+                           (memo_name,))
+
     # -- what the service says of itself --------------------------------
 
     def put(self, name, value):
         """Keep a small JSON value under ``name`` (the service's schedule)."""
         with self._transaction() as db:
-            db.execute('INSERT OR REPLACE INTO service VALUES (?, ?)',
-                       (name, json.dumps(value, sort_keys=True)))
+            _put(db, name, value)
 
     def get(self, name, default=None):
         rows = self._read('SELECT value FROM service WHERE name = ?',
@@ -423,6 +468,11 @@ class StateStore:
 
     def close(self):
         """Nothing stays open between uses; kept for the Cache's close()."""
+
+
+def _put(db, name, value):
+    db.execute('INSERT OR REPLACE INTO service VALUES (?, ?)',
+               (name, json.dumps(value, sort_keys=True)))
 
 
 def _loads(text):

@@ -121,7 +121,7 @@ def _summary(record):
         return None
     keys = ('id', 'trigger', 'started_at', 'finished_at', 'outcome',
             'error', 'result', 'by_reason', 'failures', 'skipped_in_use',
-            'skipped_pinned', 'skipped_young')
+            'skipped_pinned', 'skipped_young', 'records')
     return {key: record.get(key) for key in keys}
 
 

@@ -53,9 +53,31 @@ be writable by the user cache-maint runs as.
 ]
 
 
+reconcile_opts = [
+    cfg.IntOpt(
+        'reconcile_interval',
+        default=86400,
+        min=0,
+        help="""
+Seconds between two full reconciliations of this node's records with the
+files of its cache, with the ``centralized_db`` driver (the other drivers
+keep their records on the node itself, and every clean reads them all).
+Clean deletes the records whose file is gone. Reading all of this node's
+records from Glance's shared ``cached_images`` table costs, on PostgreSQL,
+a read of every node's rows; so a clean reconciles fully only the first
+time, and then once this many seconds have passed since the last full
+reconciliation. In between, it looks up only the images this node was seen
+to cache (by the last clean or prune) and no longer has, and those prune
+evicted since: a record that glance-api made and left without its file
+between two of these looks waits for the next full reconciliation. 0 makes
+every clean a full reconciliation.
+"""),
+]
+
+
 def register_opts(conf):
     conf.register_opts(maintenance_opts)
-    conf.register_opts(state_opts, group=GROUP)
+    conf.register_opts(state_opts + reconcile_opts, group=GROUP)
 
 
 def default_state_dir(cache_dir):
@@ -70,4 +92,4 @@ def state_dir(conf):
 
 
 def list_opts():
-    return {'DEFAULT': maintenance_opts, GROUP: state_opts}
+    return {'DEFAULT': maintenance_opts, GROUP: state_opts + reconcile_opts}

@@ -125,6 +125,12 @@ class Driver(abc.ABC):
     #: True if the records are written to the cache's own filesystem.
     metadata_on_cache_disk = False
 
+    #: True if the store holds the records of many nodes (centralized_db):
+    #: a read of all of this node's records may cost every node's, so the
+    #: routine reads go by image id, and clean reconciles fully only now
+    #: and then (``cache_maint.reconcile``). A local store is read whole.
+    shared = False
+
     def __init__(self, conf):
         self.conf = conf
         self._reported = set()
@@ -148,11 +154,20 @@ class Driver(abc.ABC):
     def check(self):
         """Check the metadata settings and store, creating nothing."""
 
-    def identity_problem(self):
+    def scope(self):
+        """Whose records these are: the store, and the node in it.
+
+        What cache-maint remembers of the records (the images clean looks
+        at) holds only while this stays the same.
+        """
+        return self.name
+
+    def identity_problem(self, image_ids):
         """Why this node may not see its own records, or None.
 
         Only a store shared by many nodes can tell: this node has no
-        record there, while others have.
+        record of the images ``image_ids`` (those of its cache), while
+        other nodes have.
         """
         return None
 
@@ -176,7 +191,8 @@ class Driver(abc.ABC):
         ``files`` is a scan of the cache directory ({image_id:
         CachedFile}); a record without a file there is left out. Ties in
         last access are broken deterministically (by caching order where
-        the driver knows it). One read, whatever the size of the cache.
+        the driver knows it). One read, whatever the size of the cache;
+        a shared store reads the records of these images only, by id.
         """
 
     @abc.abstractmethod
@@ -199,12 +215,23 @@ class Driver(abc.ABC):
     def list_records(self):
         """Every ImageRecord, ordered by image id (Glance's listing)."""
 
+    def records_of(self, image_ids):
+        """The ImageRecords of those of ``image_ids`` recorded, unordered.
+
+        What a node reads routinely: its records of the images it has (or
+        had). A local store reads them all as cheaply, and filters; a
+        shared one reads these alone.
+        """
+        wanted = set(image_ids)
+        return [record for record in self.list_records()
+                if record.image_id in wanted]
+
     @abc.abstractmethod
     def forget(self, image_ids, recorded_before=None):
         """Delete the records of these images; return them, StoredRecords.
 
         Deletes are batched in short, bounded transactions; a batch of up
-        to 2,000 ids is one statement, all or nothing. With
+        to 2,000 ids is one transaction, all or nothing. With
         ``recorded_before`` (epoch seconds), a record made since then, by
         its ``last_modified``, is kept: glance-api may have cached the image
         again after we found its record stale. A record whose

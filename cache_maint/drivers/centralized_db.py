@@ -5,6 +5,12 @@ whose ``node_reference_url`` is its ``worker_self_reference_url``, and the
 files stay on that node. Every statement here is scoped to this node's URL,
 so cache-maint on one node never touches another node's rows. Glance's prune
 loops forever when files have no row; the shared maintenance code does not.
+
+What a node does routinely (prune, clean, the listing) reads its rows by
+image id (``node_rows``): Glance's schema indexes the table by image id, not
+by node. The node-scoped reads of every row of this node
+(``recorded_ids``, ``list_records``) are for clean's full reconciliation,
+now and then, and for clearing the whole cache.
 """
 
 import datetime
@@ -18,11 +24,13 @@ from sqlalchemy import exc as sa_exc
 
 from cache_maint.drivers import base
 from cache_maint.drivers import glance_tables as tables
+from cache_maint.drivers import node_rows
 from cache_maint import exception
 
 LOG = logging.getLogger(__name__)
 
-# Ids per DELETE: one short transaction each. A batch of prune's is one.
+# Ids per transaction of forget: a batch of prune's is one. Its statements
+# take node_rows.IDS_PER_STATEMENT ids each.
 IDS_PER_DELETE = 2000
 
 #: Seconds past the present within which a record's last_modified is taken
@@ -111,13 +119,16 @@ def make_engine(url):
     return sa.create_engine(url, **options)
 
 
+#: What lru_order needs of a row: its id and the LRU order's columns.
+_LRU_COLUMNS = (_images.c.id, _images.c.image_id, _images.c.last_accessed)
+
 #: The columns a deleted record is kept with, to be put back.
 _STORED_COLUMNS = ('image_id', 'last_accessed', 'last_modified', 'size',
                    'hits', 'checksum')
 
 
 def _delete_returning(conn, where):
-    """Delete this node's rows matching ``where``; return them.
+    """Delete the rows matching ``where``; return them.
 
     PostgreSQL, MariaDB and SQLite return the rows they delete. MySQL does
     not: there they are read, and locked, first, in the same transaction.
@@ -136,10 +147,12 @@ class CentralizedDbDriver(base.Driver):
     """Metadata in Glance's own database, scoped to this node."""
 
     name = 'centralized_db'
+    shared = True
 
     def __init__(self, conf):
         super().__init__(conf)
         self._engine = None
+        self._lru_index = None      # node_rows.has_node_lru_index, once
 
     @property
     def url(self):
@@ -160,7 +173,11 @@ class CentralizedDbDriver(base.Driver):
                     '%s' % e)
         return self._engine
 
-    def _fail(self, error, doing):
+    def failure(self, error, doing):
+        """A one-line MetadataError for ``error`` met while ``doing``.
+
+        The URL is named without its password.
+        """
         safe_url = self.engine.url.render_as_string(hide_password=True)
         # libpq's messages span lines (a hint follows the error): a failed
         # run must stay one line of the log.
@@ -169,15 +186,24 @@ class CentralizedDbDriver(base.Driver):
             'cannot %s in the database of [database] connection (%s): %s'
             % (doing, safe_url, cause))
 
-    def _node_scope(self):
-        """This node's node_reference_id, as a subquery on its URL."""
+    def _required_url(self):
+        """This node's URL; it must be set."""
         if not self.url:
             # A NULL URL would match no node: every file would look
             # untracked to prune.
             raise exception.ConfigError(
                 '[DEFAULT] worker_self_reference_url is not set')
+        return self.url
+
+    def _node_scope(self):
+        """This node's node_reference_id, as a subquery on its URL.
+
+        For the statements that are not by image id: those that read every
+        row of this node (a scan of every node's on PostgreSQL, a value or
+        not), and restore's inserts.
+        """
         return (sa.select(_nodes.c.node_reference_id)
-                .where(_nodes.c.node_reference_url == self.url)
+                .where(_nodes.c.node_reference_url == self._required_url())
                 .scalar_subquery())
 
     def check(self):
@@ -197,7 +223,7 @@ class CentralizedDbDriver(base.Driver):
         try:
             present = set(sa.inspect(self.engine).get_table_names())
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the schema')
+            raise self.failure(e, 'read the schema')
         missing = [t.name for t in tables.TABLES if t.name not in present]
         if missing:
             raise exception.MetadataError(
@@ -228,13 +254,13 @@ class CentralizedDbDriver(base.Driver):
                         try:
                             conn.execute(statement)
                         except sa_exc.DBAPIError as e:
-                            raise self._fail(
+                            raise self.failure(
                                 e, '%s cached_images, as prune and clean '
                                 'must,' % doing)
                 finally:
                     transaction.rollback()
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'reach the database')
+            raise self.failure(e, 'reach the database')
 
     def node_urls(self):
         """Every node_reference_url registered, in no particular order."""
@@ -243,7 +269,7 @@ class CentralizedDbDriver(base.Driver):
                 return conn.execute(
                     sa.select(_nodes.c.node_reference_url)).scalars().all()
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the registered nodes')
+            raise self.failure(e, 'read the registered nodes')
 
     def _refuse_near_miss(self):
         """Refuse a URL that is another node's but for its spelling.
@@ -265,23 +291,36 @@ class CentralizedDbDriver(base.Driver):
                     'worker_self_reference_url to %s, as glance-api has it'
                     % (self.url, registered, registered))
 
-    def identity_problem(self):
+    def scope(self):
+        """This node in this database, its password left out."""
+        return '%s %s' % (
+            self.engine.url.render_as_string(hide_password=True), self.url)
+
+    def identity_problem(self, image_ids):
+        """None unless other nodes, and not this one, record these images.
+
+        By image id, through Glance's unique index: glance-api that knows
+        this node by another URL records the files of this cache under that
+        node, with these very ids.
+        """
+        image_ids = list(image_ids)
+        if not image_ids:
+            return None
         try:
             with self.engine.connect() as conn:
-                mine = conn.execute(sa.select(_images.c.id).where(
-                    _images.c.node_reference_id == self._node_scope())
-                    .limit(1)).first()
-                if mine is not None:
+                node = node_rows.node_id(conn, self._required_url())
+                if node_rows.has_any(conn, node, image_ids):
                     return None
-                others = conn.execute(
-                    sa.select(_images.c.id).limit(1)).first()
+                others = node_rows.has_any(conn, node, image_ids,
+                                           others=True)
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the cached images')
-        if others is None:
+            raise self.failure(e, 'read the cached images')
+        if not others:
             return None
         return ('this node (worker_self_reference_url = %s) has no record '
-                'in cached_images while other nodes have: glance-api may '
-                'know this node by another URL' % self.url)
+                'in cached_images of the images in its cache, while other '
+                'nodes have records of them: glance-api may know this node '
+                'by another URL' % self.url)
 
     def ping(self):
         try:
@@ -289,7 +328,7 @@ class CentralizedDbDriver(base.Driver):
                 conn.execute(sa.select(_nodes.c.node_reference_id)
                              .limit(1)).all()
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'reach the database')
+            raise self.failure(e, 'reach the database')
 
     def setup(self):
         self._ensure_node()
@@ -313,51 +352,85 @@ class CentralizedDbDriver(base.Driver):
         except sa_exc.IntegrityError:
             pass    # glance-api registered it at the same moment
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'register this node')
+            raise self.failure(e, 'register this node')
 
     def recorded_ids(self):
-        return self._ids(sa.select(_images.c.image_id).where(
-            _images.c.node_reference_id == self._node_scope()))
+        """Every id this node has a record for: a node-scoped read.
+
+        On PostgreSQL, a scan of every node's rows: for clean's full
+        reconciliation and for clearing the cache only.
+        """
+        query = sa.select(_images.c.image_id).where(
+            _images.c.node_reference_id == self._node_scope())
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query).scalars())
+        except sa_exc.SQLAlchemyError as e:
+            raise self.failure(e, 'read the cached images')
+
+    def records_of(self, image_ids):
+        return self._records(self._rows_of(image_ids))
 
     def lru_order(self, files):
-        return self._ids(
-            sa.select(_images.c.image_id)
-            .where(_images.c.node_reference_id == self._node_scope())
-            .order_by(_images.c.last_accessed, _images.c.id), files)
-
-    def _ids(self, query, files=None):
-        """The ids ``query`` selects; with a scan, only those it saw."""
-        try:
-            with self.engine.connect() as conn:
-                ids = conn.execute(query).scalars()
-                if files is None:
-                    return list(ids)
-                return [files[image_id].image_id for image_id in ids
-                        if image_id in files]
-        except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the cached images')
+        # The scan's own strings: at 200,000 images, a second copy of every
+        # id would cost tens of MB at the peak of a prune.
+        return [files[row.image_id].image_id
+                for row in self._lru_rows(files, _LRU_COLUMNS)]
 
     def lru_records(self, files):
-        columns = _images.c
-        return [record for record in self._records(
-                    columns.last_accessed, columns.id)
-                if record.image_id in files]
+        return self._records(self._lru_rows(files))
 
-    def list_records(self):
-        return self._records(_images.c.image_id)
+    def _lru_rows(self, files, columns=node_rows.COLUMNS):
+        """This node's rows of the images in ``files``, in LRU order.
 
-    def _records(self, *order):
-        """This node's ImageRecords, in that order."""
-        columns = _images.c
-        query = (sa.select(columns.image_id, columns.last_accessed,
-                           columns.last_modified, columns.size, columns.hits)
-                 .where(columns.node_reference_id == self._node_scope())
-                 .order_by(*order))
+        By image id, sorted here; or, where the optional index is there,
+        all of this node's rows in one statement that the index orders.
+        """
+        if not self._has_lru_index():
+            return node_rows.lru_sorted(self._rows_of(files, columns))
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
+                node = node_rows.node_id(conn, self._required_url())
+                return [row for row in node_rows.lru_rows(conn, node,
+                                                          columns)
+                        if row.image_id in files]
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the cached images')
+            raise self.failure(e, 'read the cached images')
+
+    def _has_lru_index(self):
+        """Whether the recommended index is there: asked once an engine."""
+        if self._lru_index is None:
+            try:
+                self._lru_index = node_rows.has_node_lru_index(self.engine)
+            except sa_exc.SQLAlchemyError as e:
+                raise self.failure(e, 'read the indexes of cached_images')
+        return self._lru_index
+
+    def list_records(self):
+        """Every record of this node, by image id: a node-scoped read."""
+        query = (sa.select(*node_rows.COLUMNS)
+                 .where(_images.c.node_reference_id == self._node_scope())
+                 .order_by(_images.c.image_id))
+        try:
+            with self.engine.connect() as conn:
+                return self._records(conn.execute(query).all())
+        except sa_exc.SQLAlchemyError as e:
+            raise self.failure(e, 'read the cached images')
+
+    def _rows_of(self, image_ids, columns=node_rows.COLUMNS):
+        """This node's rows of ``image_ids``, read by id, in no order."""
+        try:
+            with self.engine.connect() as conn:
+                node = node_rows.node_id(conn, self._required_url())
+                return node_rows.rows_of(conn, node, image_ids, columns)
+        except sa_exc.SQLAlchemyError as e:
+            raise self.failure(e, 'read the cached images')
+
+    def _records(self, rows):
+        """ImageRecords of rows of node_rows.COLUMNS, in their order.
+
+        Values Glance never writes are read as 0, and logged once.
+        """
         records, odd = [], []
         for row in rows:
             record = base.ImageRecord.mended((
@@ -366,7 +439,8 @@ class CentralizedDbDriver(base.Driver):
             if (record.size != row.size or record.hits != row.hits
                     or not isinstance(row.last_accessed, datetime.datetime)
                     or not isinstance(row.last_modified, datetime.datetime)):
-                odd.append(tuple(row))
+                odd.append((row.image_id, row.last_accessed,
+                            row.last_modified, row.size, row.hits))
             records.append(record)
         if odd:
             self.report_odd(odd)
@@ -382,9 +456,14 @@ class CentralizedDbDriver(base.Driver):
             with self.engine.connect() as conn:
                 return list(conn.execute(query).scalars())
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'read the cached nodes')
+            raise self.failure(e, 'read the cached nodes')
 
     def forget(self, image_ids, recorded_before=None):
+        """As the contract says; a batch is one transaction.
+
+        Its statements delete node_rows.IDS_PER_STATEMENT ids each, by
+        Glance's unique index, the node's id resolved once per batch.
+        """
         image_ids = list(image_ids)
         deleted = []
         scope = []
@@ -400,16 +479,24 @@ class CentralizedDbDriver(base.Driver):
         try:
             with self.all_or_nothing(deleted):
                 for start in range(0, len(image_ids), IDS_PER_DELETE):
-                    where = (_images.c.node_reference_id
-                             == self._node_scope(), _images.c.image_id.in_(
-                                 image_ids[start:start + IDS_PER_DELETE]),
-                             *scope)
-                    with self.engine.begin() as conn:
-                        deleted += [
-                            base.StoredRecord(row.image_id, tuple(row))
-                            for row in _delete_returning(conn, where)]
+                    deleted += self._forget_batch(
+                        image_ids[start:start + IDS_PER_DELETE], scope)
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'delete cached image records')
+            raise self.failure(e, 'delete cached image records')
+        return deleted
+
+    def _forget_batch(self, image_ids, scope):
+        """Delete this node's records of ``image_ids``: all or none."""
+        deleted = []
+        with self.engine.begin() as conn:
+            node = node_rows.node_id(conn, self._required_url())
+            if node is None:
+                return deleted
+            for ids in node_rows.batches(image_ids):
+                where = (_images.c.image_id.in_(ids),
+                         _images.c.node_reference_id == node, *scope)
+                deleted += [base.StoredRecord(row.image_id, tuple(row))
+                            for row in _delete_returning(conn, where)]
         return deleted
 
     def restore(self, records):
@@ -427,7 +514,7 @@ class CentralizedDbDriver(base.Driver):
             except sa_exc.IntegrityError:
                 continue
             except sa_exc.SQLAlchemyError as e:
-                raise self._fail(e, 'put back cached image records')
+                raise self.failure(e, 'put back cached image records')
 
     def sync_schema(self):
         """Create Glance's two tables in a standalone database.
@@ -445,10 +532,13 @@ class CentralizedDbDriver(base.Driver):
                     '"glance-manage db sync" instead')
             tables.metadata.create_all(self.engine, tables=missing)
         except sa_exc.SQLAlchemyError as e:
-            raise self._fail(e, 'create the cache tables')
+            raise self.failure(e, 'create the cache tables')
         return [t.name for t in missing]
 
     def close(self):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+        # Asked again with the next engine: an operator may have created
+        # or dropped the index meanwhile (a reload closes the driver).
+        self._lru_index = None

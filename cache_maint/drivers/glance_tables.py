@@ -43,3 +43,11 @@ TABLES = (node_reference, cached_images)
 #: Tables only a Glance database has: their presence means Glance owns the
 #: schema, and only ``glance-manage db sync`` may change it.
 GLANCE_MARKERS = ('images', 'alembic_version')
+
+#: The index cache-maint recommends, never imposes, on a shared
+#: cached_images (``cache-maint-manage db-index``): Glance indexes the table
+#: by (image_id, node_reference_id) only, so on PostgreSQL a node's own rows,
+#: in LRU order, are found only by reading every node's. Its name says whose
+#: it is; glance-manage's migrations neither know nor drop it.
+NODE_LRU_INDEX_NAME = 'ix_cache_maint_cached_images_node_lru'
+NODE_LRU_INDEX_COLUMNS = ('node_reference_id', 'last_accessed', 'id')

@@ -140,6 +140,10 @@ def test_odd_mariadb_values_leave_the_listing_answering(mariadb_cache,
     good = caches.new_id()
     cache.record([plans.Image(good, KIB, time.time(), time.time(), 1)])
     odd = caches.new_id()
+    # Both cached: a shared store's listing is of the images on disk.
+    caches.write_files(cache.path, [
+        plans.Image(image_id, KIB, time.time(), time.time() - 3600)
+        for image_id in (good, odd)])
     node = cache.node_id()
     with cache.engine.begin() as conn:
         conn.execute(sa.text("SET SESSION sql_mode = ''"))

@@ -20,7 +20,9 @@ HOMES = {
                 'cache_maint.scratch'),
     'prometheus_client': ('cache_maint.metrics',),
     'sqlalchemy': ('cache_maint.drivers.centralized_db',
-                   'cache_maint.drivers.glance_tables', 'cache_maint.scratch'),
+                   'cache_maint.drivers.node_rows',
+                   'cache_maint.drivers.glance_tables', 'cache_maint.scratch',
+                   'cache_maint.shared_db'),
     'osc_lib': ('cache_maint.osc',),
     'openstack': ('cache_maint.osc',),
     'oslo_upgradecheck': ('cache_maint.upgrade_checks',
@@ -74,6 +76,11 @@ FORBIDDEN = {
                           'cache_maint.runs') + _SERVICE,
     'cache_maint.scratch': ('cache_maint.maintenance', 'cache_maint.runs',
                             'cache_maint.images') + _SERVICE,
+    # The shared database as a whole: Glance's tables, nothing of a cache.
+    'cache_maint.shared_db': ('cache_maint.cache', 'cache_maint.maintenance',
+                              'cache_maint.runs', 'cache_maint.images',
+                              'cache_maint.drivers.centralized_db')
+    + _SERVICE,
     'cache_maint.conf': ('cache_maint.drivers', 'cache_maint.api',
                          'cache_maint.service', 'cache_maint.cmd'),
     # Read-only checks: nothing that acts on the cache or runs the service
