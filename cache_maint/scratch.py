@@ -775,19 +775,11 @@ class _CentralRecords(_Records):
 
     @contextlib.contextmanager
     def _database(self, doing):
-        """An error of the database as one line, its password left out.
-
-        The one place this module words it, as the driver does its own
-        (whose helper is private to it).
-        """
+        """An error of the database as the driver words it: one line."""
         try:
             yield
         except sa_exc.SQLAlchemyError as e:
-            url = self.driver.engine.url.render_as_string(hide_password=True)
-            cause = ' '.join(str(getattr(e, 'orig', None) or e).split())
-            raise exception.MetadataError(
-                'cannot %s in the database of [database] connection (%s): '
-                '%s' % (doing, url, cause))
+            raise self.driver.failure(e, doing)
 
     def check(self):
         if not self.conf.worker_self_reference_url:

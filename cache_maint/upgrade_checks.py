@@ -29,6 +29,7 @@ from cache_maint import exception
 from cache_maint import locks
 from cache_maint import policies
 from cache_maint import policy
+from cache_maint import shared_db
 from cache_maint import state as cm_state
 
 Code = upgradecheck.Code
@@ -330,6 +331,66 @@ class Checks(upgradecheck.UpgradeCommands):
         return Result(Code.SUCCESS, '[DEFAULT] worker_self_reference_url = %s '
                       'is registered in node_reference' % url)
 
+    # -- Node index ----------------------------------------------------
+
+    def check_node_index(self):
+        """The recommended index, where many nodes share cached_images."""
+        name = self.conf.image_cache_driver.lower()
+        if name != 'centralized_db':
+            return Result(Code.SUCCESS, 'not used by the %s driver' % name)
+        driver, error = self._centralized_db()
+        if error is not None:
+            return Result(Code.FAILURE, 'cached_images cannot be read, as '
+                          'the Metadata driver check says: the database of '
+                          '[database] connection is not usable')
+        database = shared_db.SharedDatabase(driver)
+        try:
+            state = database.index_state()
+            nodes, rows = database.size_estimate()
+        except exception.MetadataError as e:
+            return Result(Code.FAILURE, self._mask(str(e)))
+        create = ('create it, online, with "cache-maint-manage %sdb-index '
+                  '--create"' % sources.as_arguments(self.conf))
+        described = shared_db.describe_index()
+        if state.present:
+            return Result(Code.SUCCESS, 'the index %s exists' % (
+                described if state.named else '%s on %s starts with the '
+                'columns of %s' % (' and '.join(state.equivalents),
+                                   shared_db.TABLE, described)))
+        size = '%d node(s)%s' % (nodes, '' if rows is None
+                                 else ' and about %d row(s)' % rows)
+        if state.conflicting:
+            return Result(Code.WARNING, 'an index named %s exists on %s (%s), '
+                          'not on the recommended columns: drop or rename '
+                          'it, then %s' % (shared_db.INDEX_NAME,
+                                           shared_db.TABLE,
+                                           ', '.join(state.columns), create))
+        if state.named:
+            return Result(Code.WARNING, 'the index %s exists but is not '
+                          'valid (a build that did not finish): it costs '
+                          'glance-api writes and speeds up nothing; %s'
+                          % (described, create))
+        many = nodes > shared_db.MANY_NODES or (
+            (rows or 0) > shared_db.MANY_ROWS)
+        if many and state.by_node:
+            # MariaDB's InnoDB indexes the foreign key: a node's rows are
+            # found without reading the others', only not in LRU order.
+            return Result(Code.SUCCESS, 'cached_images holds %s; the index '
+                          '%s finds each node\'s rows (the recommended index '
+                          '%s would also keep them in LRU order, for '
+                          'glance-api\'s own prune: optional)'
+                          % (size, ' and '.join(state.by_node), described))
+        if many:
+            return Result(Code.WARNING, 'cached_images holds %s, and the '
+                          'recommended index %s does not exist: reading one '
+                          'node\'s rows (clean\'s full reconciliation, '
+                          'glance-api\'s own cache listing and prune) reads '
+                          'every node\'s; %s' % (size, described, create))
+        return Result(Code.SUCCESS, 'cached_images holds %s: the recommended '
+                      'index %s is not needed up to %d nodes and %d rows'
+                      % (size, described, shared_db.MANY_NODES,
+                         shared_db.MANY_ROWS))
+
     # -- Keystone authentication ---------------------------------------
 
     def check_keystone_authentication(self):
@@ -413,6 +474,7 @@ class Checks(upgradecheck.UpgradeCommands):
         ('Metadata driver', _guarded('Metadata driver',
                                      check_metadata_driver)),
         ('Node reference', _guarded('Node reference', check_node_reference)),
+        ('Node index', _guarded('Node index', check_node_index)),
         ('Keystone authentication', _guarded('Keystone authentication',
                                              check_keystone_authentication)),
         ('Policy file', _guarded('Policy file', check_policy_file)),

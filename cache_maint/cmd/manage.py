@@ -10,7 +10,6 @@ pins (both live in the cache's state, ``cache_maint.state``).
 import datetime
 import json
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -21,12 +20,14 @@ from oslo_log import log as logging
 from cache_maint import cache as cm_cache
 from cache_maint.cmd import common
 from cache_maint.cmd import simulate
+from cache_maint.conf import sources
 from cache_maint import exception
 from cache_maint import images
 from cache_maint import locks
 from cache_maint import pins
 from cache_maint import runs
 from cache_maint import scratch
+from cache_maint import shared_db
 from cache_maint import startup
 from cache_maint import status
 
@@ -196,7 +197,8 @@ def _scratch_cache(conf, cache, stop):
     made = scratch.build(conf, cache, size=size, images=command.images,
                          seed=command.seed)
     made['next_commands'] = [
-        'cache-maint-manage %s%s' % (_config_args(conf), task) for task in (
+        'cache-maint-manage %s%s' % (sources.as_arguments(conf), task)
+        for task in (
             'status', 'clean --dry-run', 'prune --dry-run', 'prune')]
     if command.format == 'json':
         _print_json(made)
@@ -228,13 +230,83 @@ def _scratch_cache(conf, cache, stop):
         print('  ' + line)
 
 
-def _config_args(conf):
-    """The configuration options of this command, to repeat them."""
-    args = ['--config-file %s' % shlex.quote(path)
-            for path in conf.config_file or ()]
-    args += ['--config-dir %s' % shlex.quote(path)
-             for path in conf.config_dir or ()]
-    return ''.join(arg + ' ' for arg in args)
+#: The exit status of ``db-index --check`` when the index is absent (or
+#: half built): not a failure of the command, an answer to script on.
+INDEX_ABSENT = 3
+
+
+def _shared_database(cache):
+    """The database all nodes share; refused for other drivers."""
+    driver = cache.metadata
+    if driver.name != 'centralized_db':
+        raise exception.ConfigError(
+            'only the centralized_db driver keeps its records in a database '
+            'shared by nodes, and [DEFAULT] image_cache_driver is %s'
+            % driver.name)
+    database = shared_db.SharedDatabase(driver)
+    database.check_tables()
+    return database
+
+
+def _nodes(conf, cache, stop):
+    found = _shared_database(cache).nodes()
+    if conf.command.format == 'json':
+        _print_json({'nodes': [node.to_dict() for node in found]})
+        return
+    print('  %-50s  %9s  %14s  %s' % (
+        'node_reference_url', 'records', 'bytes',
+        'newest last_accessed (UTC)'))
+    for node in found:
+        print('%s %-50s  %9d  %14d  %s' % (
+            '*' if node.this_node else ' ', node.node_reference_url,
+            node.records, node.bytes, _utc(node.newest_last_accessed)))
+    mine = [node for node in found if node.this_node]
+    print('%d node(s), %d record(s), %d byte(s); %s' % (
+        len(found), sum(n.records for n in found),
+        sum(n.bytes for n in found),
+        '* this node (worker_self_reference_url)' if mine
+        else 'this node (%s) has no node_reference row'
+        % (cache.metadata.url or 'worker_self_reference_url not set')))
+
+
+def _db_index(conf, cache, stop):
+    database = _shared_database(cache)
+    described = shared_db.describe_index()
+    if conf.command.create:
+        state, created = database.create_index()
+        answer = dict(state.to_dict(), created=created)
+    else:
+        state, created = database.index_state(), False
+        answer = state.to_dict()
+    if conf.command.format == 'json':
+        _print_json(answer)
+    elif created:
+        print('Created the index %s.' % described)
+    elif state.named and state.present:
+        print('The index %s exists%s.' % (
+            described, '' if conf.command.check else '; nothing to do'))
+    elif state.present:
+        print('No index is named %s, but %s starts with the same columns '
+              '(%s) and serves as well%s.' % (
+                  shared_db.INDEX_NAME, ' and '.join(state.equivalents),
+                  ', '.join(shared_db.INDEX_COLUMNS),
+                  '' if conf.command.check else '; nothing to do'))
+    elif state.conflicting:
+        print('An index named %s exists on %s (%s), not on the recommended '
+              'columns; drop or rename it, then create the index with: '
+              'cache-maint-manage %sdb-index --create'
+              % (shared_db.INDEX_NAME, shared_db.TABLE,
+                 ', '.join(state.columns), sources.as_arguments(conf)))
+    else:
+        print('The index %s %s%s; create it with: cache-maint-manage '
+              '%sdb-index --create' % (
+                  described, 'exists but is not valid (a build that did '
+                  'not finish)' if state.named else 'does not exist',
+                  ' (%s finds each node\'s rows, not in LRU order)'
+                  % ' and '.join(state.by_node) if state.by_node else '',
+                  sources.as_arguments(conf)))
+    if not state.present:
+        sys.exit(INDEX_ABSENT)
 
 
 def _utc(epoch):
@@ -251,7 +323,8 @@ def _print_json(data):
 COMMANDS = {'clean': _clean, 'prune': _prune, 'list': _list,
             'db-sync': _db_sync, 'pin': _pin, 'unpin': _unpin,
             'pins': _pins, 'status': _status,
-            'scratch-cache': _scratch_cache}
+            'scratch-cache': _scratch_cache, 'nodes': _nodes,
+            'db-index': _db_index}
 
 
 #: The commands that work on the cache directory; the others need only the
@@ -306,6 +379,26 @@ def _add_parsers(subparsers):
                         'tables in a standalone database (centralized_db '
                         "driver); a Glance database is left to "
                         'glance-manage.')
+    parser = subparsers.add_parser(
+        'nodes', help='List every node of the database the centralized_db '
+                      'driver shares with the other nodes: its '
+                      'node_reference_url, how many records and bytes it '
+                      'has in cached_images, its newest last access. '
+                      'Deletes nothing.')
+    _add_format(parser)
+    parser = subparsers.add_parser(
+        'db-index', help='Check whether the index cache-maint recommends on '
+                         'a shared cached_images table exists (exit status '
+                         '%d if not), or create it online '
+                         '(centralized_db driver).' % INDEX_ABSENT)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument('--check', action='store_true',
+                        help='Say whether the index exists; exit status %d '
+                             'if it does not.' % INDEX_ABSENT)
+    action.add_argument('--create', action='store_true',
+                        help='Create it, without locking the table (nothing '
+                             'to do if it exists).')
+    _add_format(parser)
     parser = subparsers.add_parser('list', help='List cached and queued '
                                                 'images.')
     _add_format(parser)

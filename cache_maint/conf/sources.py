@@ -7,6 +7,7 @@ wrote them, the files are read again here, with oslo.config's own parser.
 
 import glob
 import os
+import shlex
 
 from oslo_config import cfg
 
@@ -18,6 +19,19 @@ def paths(conf):
     for directory in conf.config_dir or ():
         found += paths_in(directory)
     return found
+
+
+def as_arguments(conf):
+    """The --config-file and --config-dir options given, to repeat them.
+
+    Shell-quoted, each followed by a space: a command told to the operator
+    names the same files as the one that told it.
+    """
+    args = ['--config-file %s' % shlex.quote(path)
+            for path in conf.config_file or ()]
+    args += ['--config-dir %s' % shlex.quote(path)
+             for path in conf.config_dir or ()]
+    return ''.join(arg + ' ' for arg in args)
 
 
 def paths_in(directory):

@@ -22,6 +22,7 @@ from cache_maint import upgrade_checks
 from tests.support import caches
 from tests.support import databases
 from tests.support import fs
+from tests.support import indexes
 from tests.support import settings
 
 SUCCESS = upgradecheck.Code.SUCCESS
@@ -29,7 +30,8 @@ WARNING = upgradecheck.Code.WARNING
 FAILURE = upgradecheck.Code.FAILURE
 
 TITLES = ['Configuration', 'Cache directory', 'Metadata driver',
-          'Node reference', 'Keystone authentication', 'Policy file']
+          'Node reference', 'Node index', 'Keystone authentication',
+          'Policy file']
 
 PASSWORD = 's3cret-Pa55'
 
@@ -607,6 +609,136 @@ class TestNodeReference:
         assert 'node_reference cannot be read' in found.details
 
 
+INDEX = ('%s on cached_images (node_reference_id, last_accessed, id)'
+         % indexes.NAME)
+
+
+class TestNodeIndex:
+    """The recommended index on a shared cached_images, never made here."""
+
+    @pytest.fixture
+    def shared(self, central_cache):
+        """central_cache, with Glance's own indexes back afterwards."""
+        yield central_cache
+        indexes.restore_glance_schema(central_cache.engine)
+
+    def add_nodes(self, cache, count):
+        for i in range(count):
+            cache.node_id('http://node-%d.example.org:9292' % (i + 10))
+
+    def test_not_used_by_other_drivers(self, tmp_path, sqlite_cache):
+        found = run(tmp_path, sections_for(sqlite_cache), 'check_node_index')
+        assert found.code == SUCCESS
+        assert found.details == 'not used by the sqlite driver'
+
+    def test_few_nodes_need_none(self, tmp_path, shared):
+        shared.add_images(3)
+        self.add_nodes(shared, 9)
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.code == SUCCESS, found.details
+        assert found.details.startswith('cached_images holds 10 node(s)')
+        assert 'is not needed up to 10 nodes and 100000 rows' in (
+            found.details)
+
+    def test_many_nodes_without_it_warn_and_none_is_made(
+            self, tmp_path, shared):
+        """On PostgreSQL; MariaDB finds a node's rows by its foreign key."""
+        self.add_nodes(shared, 10)
+        sections = sections_for(shared)
+        before = indexes.names(shared.engine)
+        found = run(tmp_path, sections, 'check_node_index')
+        assert found.details.startswith('cached_images holds 11 node(s)')
+        assert PASSWORD not in found.details
+        assert indexes.names(shared.engine) == before
+        if shared.engine.dialect.name == 'mysql':
+            assert found.code == SUCCESS, found.details
+            assert ('the index node_reference_id finds each node\'s rows '
+                    '(the recommended index %s would also keep them in LRU '
+                    'order' % INDEX) in found.details
+            return
+        assert found.code == WARNING
+        assert ('the recommended index %s does not exist' % INDEX) in (
+            found.details)
+        assert ('create it, online, with "cache-maint-manage --config-file '
+                '%s db-index --create"' % (tmp_path / 'cache-maint.conf')) in (
+            found.details)
+
+    def test_many_rows_without_it_warn(self, tmp_path, shared, monkeypatch):
+        """The rows are the server's estimate, once it has analysed."""
+        shared.add_images(40)
+        with shared.engine.begin() as conn:
+            conn.execute(sa.text('ANALYZE %s cached_images' % (
+                'TABLE' if conn.dialect.name == 'mysql' else '')))
+        monkeypatch.setattr(upgrade_checks.shared_db, 'MANY_ROWS', 20)
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.details.startswith(
+            'cached_images holds 1 node(s) and about ')
+        assert found.code == (SUCCESS if shared.engine.dialect.name
+                              == 'mysql' else WARNING), found.details
+
+    def test_present(self, tmp_path, shared):
+        self.add_nodes(shared, 20)
+        indexes.create(shared.engine)
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.code == SUCCESS, found.details
+        assert found.details == 'the index %s exists' % INDEX
+
+    def test_another_name_on_the_same_columns_serves(self, tmp_path,
+                                                     shared):
+        self.add_nodes(shared, 20)
+        indexes.create(shared.engine, 'ix_operators_own',
+                       indexes.COLUMNS + ('size',))
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.code == SUCCESS, found.details
+        assert found.details.startswith('the index ix_operators_own on '
+                                        'cached_images starts with the '
+                                        'columns of %s' % indexes.NAME)
+
+    def test_an_index_led_by_node_reference_id_finds_the_rows(
+            self, tmp_path, shared):
+        self.add_nodes(shared, 20)
+        indexes.create(shared.engine, 'ix_operators_own',
+                       ('node_reference_id', 'size'))
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.code == SUCCESS, found.details
+        assert 'ix_operators_own' in found.details
+        assert 'finds each node\'s rows' in found.details
+
+    def test_the_name_on_other_columns_warns(self, tmp_path, shared):
+        indexes.create(shared.engine, indexes.NAME, ('last_accessed',))
+        found = run(tmp_path, sections_for(shared), 'check_node_index')
+        assert found.code == WARNING
+        assert found.details.startswith(
+            'an index named %s exists on cached_images (last_accessed), not '
+            'on the recommended columns' % indexes.NAME)
+
+    def test_half_built_warns(self, tmp_path):
+        """PostgreSQL leaves an interrupted concurrent build invalid."""
+        with databases.scratch_database('postgresql') as url:
+            cache = caches.CentralCache(tmp_path / 'cache', url)
+            try:
+                cache.add_images(2)
+                indexes.create_invalid(cache.engine)
+                found = run(tmp_path, sections_for(cache), 'check_node_index')
+            finally:
+                cache.engine.dispose()
+        assert found.code == WARNING
+        assert found.details.startswith(
+            'the index %s exists but is not valid' % INDEX)
+        assert 'db-index --create' in found.details
+
+    def test_database_unreachable(self, tmp_path):
+        url = 'postgresql+psycopg://glance:%s@127.0.0.1:1/glance' % PASSWORD
+        found = run(tmp_path, {
+            'DEFAULT': {'image_cache_dir': str(tmp_path),
+                        'image_cache_driver': 'centralized_db',
+                        'worker_self_reference_url': caches.NODE_URL},
+            'database': {'connection': url}}, 'check_node_index')
+        assert found.code == FAILURE
+        assert 'cached_images cannot be read' in found.details
+        assert PASSWORD not in found.details
+
+
 KEYSTONE = {'auth_type': 'password', 'auth_url': 'http://keystone:5000/v3',
             'username': 'glance', 'password': PASSWORD,
             'user_domain_name': 'Default', 'project_name': 'service',
@@ -910,7 +1042,8 @@ def test_an_invalid_value_a_check_reads_is_its_failure(tmp_path,
     driver = ("invalid value 'memcache' for [DEFAULT] image_cache_driver in "
               '%s' % (tmp_path / 'cache-maint.conf'))
     assert found['Configuration'].code == FAILURE
-    for title in ('Cache directory', 'Metadata driver', 'Node reference'):
+    for title in ('Cache directory', 'Metadata driver', 'Node reference',
+                  'Node index'):
         assert found[title].code == FAILURE
         assert found[title].details.startswith('not checked: ' + driver)
     assert found['Keystone authentication'].code == FAILURE

@@ -14,7 +14,8 @@ from tests.support import processes
 from tests.support import settings
 
 TITLES = ['Configuration', 'Cache directory', 'Metadata driver',
-          'Node reference', 'Keystone authentication', 'Policy file']
+          'Node reference', 'Node index', 'Keystone authentication',
+          'Policy file']
 
 #: The configuration the package ships, the embedded default.
 EMBEDDED = pathlib.Path(__file__).resolve().parents[2] / 'etc' / (
