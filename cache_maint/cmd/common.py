@@ -56,6 +56,11 @@ def parse(conf, argv, **kwargs):
             raise
         # What argparse printed is said again, in one line, by the caller.
         raise _argparse_error(errors.getvalue(), argv)
+    except OSError as e:
+        # oslo.config lets through what it cannot open: a directory where
+        # it looks for a default configuration file, say.
+        raise exception.ConfigError('cannot read %s: %s'
+                                    % (e.filename, e.strerror or e))
     sys.stderr.write(errors.getvalue())
 
 

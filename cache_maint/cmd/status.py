@@ -31,14 +31,8 @@ class _ConfigOpts(cfg.ConfigOpts):
 
     def __call__(self, args=None, project=None, default_config_files=None,
                  **kwargs):
-        try:
-            common.parse(super().__call__, args,
-                         default_config_files=default_config_files, **kwargs)
-        except OSError as e:
-            # oslo.config lets through what it cannot open: a directory
-            # given as a file.
-            raise exception.ConfigError('cannot read %s: %s'
-                                        % (e.filename, e.strerror))
+        common.parse(super().__call__, args,
+                     default_config_files=default_config_files, **kwargs)
         _quiet_libraries(self)
 
 

@@ -471,3 +471,19 @@ class TestCentralizedDb:
                 sorted(ids[2:])
         finally:
             central.close()
+
+
+def test_a_directory_where_a_default_config_file_goes_is_one_line(
+        tmp_path, monkeypatch):
+    """oslo.config looks in ~/.cache-maint/ when no file is given."""
+    (tmp_path / '.cache-maint' / 'cache-maint.conf').mkdir(parents=True)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    for script in ('cache-maint-manage', 'cache-maint-status'):
+        args = ['list'] if script == 'cache-maint-manage' else [
+            'upgrade', 'check']
+        result = processes.run_script(script, args)
+        assert result.returncode != 0
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert 'configuration error: cannot read %s' % (
+            tmp_path / '.cache-maint' / 'cache-maint.conf') in lines[0]
