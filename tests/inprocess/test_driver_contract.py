@@ -31,15 +31,6 @@ BACKENDS = ['sqlite', 'xattr', 'centralized_db-sqlite',
             'centralized_db-postgresql', 'centralized_db-mysql']
 
 
-@pytest.fixture(scope='session')
-def server_urls():
-    """One scratch database per server for the whole run, then dropped."""
-    urls = {}
-    yield urls
-    for url in urls.values():
-        databases.drop_database(url)
-
-
 def build(kind, tmp_path, server_urls):
     """A cache in the format of backend ``kind``."""
     path = tmp_path / 'cache'
@@ -49,13 +40,8 @@ def build(kind, tmp_path, server_urls):
         built = caches.XattrCache(path)
     else:
         server = kind.split('-', 1)[1]
-        if server == 'sqlite':
-            url = 'sqlite:///%s' % (tmp_path / 'glance.db')
-        else:
-            if server not in server_urls:
-                server_urls[server] = databases.create_database(server)
-            url = server_urls[server]
-        built = caches.CentralCache(path, url)
+        built = caches.CentralCache(
+            path, databases.central_url(server, tmp_path, server_urls))
     return built
 
 

@@ -30,23 +30,9 @@ UNIQUE_INDEX = 'ix_cached_images_image_id_node_reference_id'
 BYSTANDERS = ['http://node-%d.example.org:9292' % i for i in range(3, 6)]
 
 
-@pytest.fixture(scope='module')
-def server_urls():
-    urls = {}
-    yield urls
-    for url in urls.values():
-        databases.drop_database(url)
-
-
 @pytest.fixture(params=SERVERS)
 def cache(request, tmp_path, server_urls):
-    server = request.param
-    if server == 'sqlite':
-        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
-    else:
-        if server not in server_urls:
-            server_urls[server] = databases.create_database(server)
-        url = server_urls[server]
+    url = databases.central_url(request.param, tmp_path, server_urls)
     built = caches.CentralCache(tmp_path / 'cache', url)
     yield built
     built.close()

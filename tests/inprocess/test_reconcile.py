@@ -29,22 +29,10 @@ KIB = caches.KIB
 LONG_AGO = 1000.0
 
 
-@pytest.fixture(scope='module')
-def server_urls():
-    urls = {}
-    yield urls
-    for url in urls.values():
-        databases.drop_database(url)
-
-
 def central(tmp_path, server_urls, server='sqlite'):
-    if server == 'sqlite':
-        url = 'sqlite:///%s' % (tmp_path / 'glance.db')
-    else:
-        if server not in server_urls:
-            server_urls[server] = databases.create_database(server)
-        url = server_urls[server]
-    return caches.CentralCache(tmp_path / 'cache', url)
+    return caches.CentralCache(
+        tmp_path / 'cache',
+        databases.central_url(server, tmp_path, server_urls))
 
 
 @pytest.fixture

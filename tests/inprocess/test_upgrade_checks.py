@@ -44,15 +44,6 @@ def glance_api_conf(tmp_path, monkeypatch):
     return path
 
 
-@pytest.fixture(scope='module')
-def server_urls():
-    """One scratch database per server for the module, then dropped."""
-    urls = {}
-    yield urls
-    for url in urls.values():
-        databases.drop_database(url)
-
-
 @pytest.fixture
 def sqlite_cache(tmp_path):
     return caches.SqliteCache(tmp_path / 'cache')
@@ -61,9 +52,8 @@ def sqlite_cache(tmp_path):
 @pytest.fixture(params=['postgresql', 'mysql'])
 def central_cache(request, tmp_path, server_urls):
     """A centralized_db cache on a real server; this node registered."""
-    if request.param not in server_urls:
-        server_urls[request.param] = databases.create_database(request.param)
-    url = sa.engine.make_url(server_urls[request.param])
+    url = sa.engine.make_url(databases.central_url(
+        request.param, tmp_path, server_urls))
     # A password for the tests that must never see it (trust auth and an
     # empty root password accept any).
     if request.param == 'postgresql':

@@ -25,22 +25,11 @@ INDEX = ('%s on cached_images (node_reference_id, last_accessed, id)'
          % indexes.NAME)
 
 
-@pytest.fixture(scope='module')
-def server_urls():
-    """One scratch database per server for the module, then dropped."""
-    urls = {}
-    yield urls
-    for url in urls.values():
-        databases.drop_database(url)
-
-
 @pytest.fixture(params=['postgresql', 'mysql'])
 def shared(request, tmp_path, server_urls):
     """This node's centralized_db cache, on a database of several nodes."""
-    if request.param not in server_urls:
-        server_urls[request.param] = databases.create_database(request.param)
-    built = caches.CentralCache(tmp_path / 'cache',
-                                server_urls[request.param])
+    built = caches.CentralCache(tmp_path / 'cache', databases.central_url(
+        request.param, tmp_path, server_urls))
     built.node_id()
     yield built
     indexes.restore_glance_schema(built.engine)

@@ -86,3 +86,17 @@ def scratch_database(kind, dbapi=None):
         yield url
     finally:
         drop_database(url)
+
+
+def central_url(server, tmp_path, server_urls):
+    """A database for Glance's cache tables on ``server``.
+
+    ``sqlite``: a file in ``tmp_path``. Otherwise the module's scratch
+    database on that server, made on first use and kept in
+    ``server_urls`` (the ``server_urls`` fixture drops it).
+    """
+    if server == 'sqlite':
+        return 'sqlite:///%s' % (tmp_path / 'glance.db')
+    if server not in server_urls:
+        server_urls[server] = create_database(server)
+    return server_urls[server]
