@@ -20,6 +20,7 @@ from oslo_upgradecheck import upgradecheck
 
 from cache_maint.api import auth
 from cache_maint.api import health
+from cache_maint.api import identity
 from cache_maint import cachedir
 from cache_maint import conf as cm_conf
 from cache_maint.conf import sources
@@ -394,13 +395,13 @@ class Checks(upgradecheck.UpgradeCommands):
     # -- Keystone authentication ---------------------------------------
 
     def check_keystone_authentication(self):
-        """[keystone_authtoken] complete for auth_strategy keystone."""
+        """[keystone_authtoken] complete, and Keystone answering to it."""
         conf = self.conf
         strategy = conf.api.auth_strategy
         if strategy != 'keystone':
             return Result(Code.SUCCESS, '[api] auth_strategy is %s: '
                           '[keystone_authtoken] is not used' % strategy)
-        group = conf[auth.AUTHTOKEN_GROUP].auth_section or auth.AUTHTOKEN_GROUP
+        group = auth.auth_group(conf)
         plugin = conf[group].auth_type
         if not plugin:
             return Result(Code.FAILURE, _no_auth_type(conf, group))
@@ -420,9 +421,16 @@ class Checks(upgradecheck.UpgradeCommands):
                           'has %s' % ((group, plugin, ', '.join(missing))
                                       + (('it',) * 2 if len(missing) == 1
                                          else ('them',) * 2)))
+        problem = identity.probe(conf)
+        if problem is not None:
+            return Result(Code.FAILURE, 'Keystone cannot validate tokens '
+                          'now, so every authenticated request would be '
+                          'answered 503: %s' % problem)
         return Result(Code.SUCCESS, 'auth_strategy is keystone; [%s] '
-                      'auth_type = %s, auth_url = %s'
-                      % (group, plugin, _option(conf, group, 'auth_url')))
+                      'auth_type = %s, auth_url = %s: Keystone validates '
+                      'tokens through the identity endpoint for interface %s'
+                      % (group, plugin, _option(conf, group, 'auth_url'),
+                         conf[auth.AUTHTOKEN_GROUP].interface))
 
     # -- Policy file ---------------------------------------------------
 

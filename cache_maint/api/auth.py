@@ -66,7 +66,7 @@ def keystone(application, conf):
     return auth_token.AuthProtocol(application, {'oslo_config_config': conf})
 
 
-def _auth_group(conf):
+def auth_group(conf):
     """The group holding the auth plugin's options (``auth_section``)."""
     return conf[AUTHTOKEN_GROUP].auth_section or AUTHTOKEN_GROUP
 
@@ -79,7 +79,7 @@ def register_opts(conf):
     """
     for group, opts in auth_token.list_opts():
         conf.register_opts(opts, group=group)
-    group = _auth_group(conf)
+    group = auth_group(conf)
     loading.register_auth_conf_options(conf, group)
     plugin = conf[group].auth_type
     if plugin:
@@ -99,7 +99,7 @@ def check(conf):
     """
     if conf.api.auth_strategy != 'keystone':
         return
-    group = _auth_group(conf)
+    group = auth_group(conf)
     plugin = conf[group].auth_type
     if not plugin:
         raise exception.ConfigError(

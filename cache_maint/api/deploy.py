@@ -11,6 +11,7 @@ from cache_maint.api.handlers import cache as cache_handlers
 from cache_maint.api import health
 from cache_maint.api.middleware import context
 from cache_maint.api.middleware import errors
+from cache_maint.api.middleware import keystone
 from cache_maint.api.middleware import paths
 from cache_maint.api.middleware import peer
 from cache_maint.api.middleware import requestlog
@@ -30,7 +31,8 @@ def loadapp(conf, cache, runner, flights, watching=lambda: False):
     Listed from the inside out. The router dispatches to the handlers; the
     context middleware builds the request context the handlers check
     policies against, from the identity headers that the auth strategy
-    sets once the token checks out (its own errors made JSON). Public
+    sets once the token checks out (its own errors made JSON, and Keystone
+    failures a 503 with one log line naming the setting to check). Public
     routes (discovery) skip authentication, and the fault wrapper turns
     whatever escapes into a JSON 500. Outside those come the operator's
     middleware: the request body size limit, ``/healthcheck`` (with its
@@ -47,7 +49,8 @@ def loadapp(conf, cache, runner, flights, watching=lambda: False):
         application = context.ContextMiddleware(application, enforcer)
         if conf.api.auth_strategy == 'noauth2':
             return auth.NoAuth2(application)
-        return errors.JSONErrors(auth.keystone(application, conf))
+        return errors.JSONErrors(keystone.KeystoneFailures(
+            auth.keystone(application, conf), conf))
 
     handlers = cache_handlers.CacheHandlers(
         cache, runner, flights, conf.api.task_wait_timeout,

@@ -104,6 +104,12 @@ class ReloadCheckedConfig(cfg.ConfigOpts):
         return args
 
 
+#: Logged at start, and by a reload's check, when Keystone cannot be asked.
+KEYSTONE_WARNING = ('Keystone cannot validate tokens now, so every '
+                    'authenticated request will be answered 503 until it '
+                    'can: %s')
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     checking = '--check-config' in argv
@@ -125,6 +131,9 @@ def main(argv=None):
         _, error = _attempt(preflight.prepare, conf)
     if error is not None:
         _refuse(error, 1)
+    problem = preflight.keystone_problem(conf)
+    if problem is not None:
+        LOG.warning(KEYSTONE_WARNING, problem)
     conf.log_opt_values(LOG, logging.DEBUG)
     launcher = os_service.launch(
         conf, service.MaintenanceService(conf, conf.claims.listener,
@@ -141,6 +150,9 @@ def _check_only(conf):
         if error is not None:
             sys.stderr.write('cache-maint: %s\n' % error)
             sys.exit(status)
+    problem = preflight.keystone_problem(conf)
+    if problem is not None:
+        sys.stderr.write('warning: %s\n' % (KEYSTONE_WARNING % problem))
     print('cache-maint: the configuration files can be used')
     sys.exit(0)
 

@@ -28,6 +28,7 @@ from oslo_log import log as logging
 from cache_maint.api import auth
 from cache_maint.api import deploy
 from cache_maint.api import health
+from cache_maint.api import identity
 from cache_maint.api import server
 from cache_maint import cache
 from cache_maint import conf as cm_conf
@@ -70,6 +71,16 @@ def check_node(conf):
         node_cache.state.check_usable()
     finally:
         node_cache.close()
+
+
+def keystone_problem(conf):
+    """One line if Keystone cannot validate tokens now, else None.
+
+    Not a refusal: clean and prune run on their timers without Keystone,
+    and Keystone may be started after cache-maint. Until it is mended,
+    every authenticated request is answered 503.
+    """
+    return identity.probe(conf)
 
 
 def prepare(conf):

@@ -462,7 +462,7 @@ class TestOperatorMiddleware:
 
 
 class TestKeystoneUnreachable:
-    def test_errors_stay_json(self, tmp_path):
+    def test_errors_stay_json(self, tmp_path, caplog):
         conf = tmp_path / 'keystone.conf'
         conf.write_text(
             '[keystone_authtoken]\n'
@@ -476,9 +476,17 @@ class TestKeystoneUnreachable:
                   api__auth_strategy='keystone')
         api.cache.add_image()
         api.conf.set_override('image_cache_max_size', 0)
+        caplog.set_level('WARNING')
         response = api.request('POST', '/v2/cache/prune', token='whatever')
         assert_json_error(response, 503)
         assert len(api.cache.images()) == 1
+        # One line, naming the setting; keystonemiddleware's own lines and
+        # any traceback held back.
+        lines = [r for r in caplog.records if r.levelno >= 30]
+        assert len(lines) == 1, [r.getMessage() for r in lines]
+        assert lines[0].exc_info is None
+        assert ('Keystone at [keystone_authtoken] auth_url = '
+                'http://127.0.0.1:9/identity' in lines[0].getMessage())
 
 
 def test_log_context_does_not_leak_between_requests(api):

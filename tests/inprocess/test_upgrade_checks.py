@@ -729,11 +729,15 @@ class TestNodeIndex:
         assert PASSWORD not in found.details
 
 
-KEYSTONE = {'auth_type': 'password', 'auth_url': 'http://keystone:5000/v3',
+#: Complete settings, for a Keystone that is not there (the discard port):
+#: tests/keystone has the real one.
+KEYSTONE = {'auth_type': 'password', 'auth_url': 'http://127.0.0.1:9/v3',
             'username': 'glance', 'password': PASSWORD,
             'user_domain_name': 'Default', 'project_name': 'service',
             'project_domain_name': 'Default',
-            'www_authenticate_uri': 'http://keystone:5000'}
+            'www_authenticate_uri': 'http://127.0.0.1:9'}
+UNREACHABLE = ('could not connect to Keystone at [keystone_authtoken] '
+               'auth_url = http://127.0.0.1:9/v3')
 
 
 class TestKeystoneAuthentication:
@@ -750,11 +754,13 @@ class TestKeystoneAuthentication:
         assert found.code == SUCCESS
         assert 'auth_strategy is noauth2' in found.details
 
-    def test_complete(self, tmp_path, sqlite_cache):
+    def test_complete_but_keystone_unreachable(self, tmp_path,
+                                               sqlite_cache):
         found = run(tmp_path, self.sections(sqlite_cache, **KEYSTONE),
                     'check_keystone_authentication')
-        assert found.code == SUCCESS
-        assert 'auth_strategy is keystone' in found.details
+        assert found.code == FAILURE
+        assert found.details.startswith('Keystone cannot validate tokens')
+        assert UNREACHABLE in found.details
         assert PASSWORD not in found.details
 
     def test_from_glance_api_conf_read_first(self, tmp_path, sqlite_cache):
@@ -763,7 +769,8 @@ class TestKeystoneAuthentication:
             'keystone_authtoken': KEYSTONE})
         found = run(tmp_path, self.sections(sqlite_cache),
                     'check_keystone_authentication', glance)
-        assert found.code == SUCCESS
+        # Its settings are those used: Keystone is asked at its auth_url.
+        assert UNREACHABLE in found.details
 
     def test_no_section(self, tmp_path, sqlite_cache):
         found = run(tmp_path, self.sections(sqlite_cache),

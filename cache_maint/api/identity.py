@@ -1,0 +1,276 @@
+"""Why Keystone cannot validate tokens, said as the setting to check.
+
+keystonemiddleware validates each token with Keystone through the service
+credentials and the catalog in ``[keystone_authtoken]``. When that fails it
+either answers 503 and logs the low-level error, or, for an interface the
+catalog lacks, lets ``EndpointNotFound`` escape as a 500. Both leave the
+operator to guess which setting is wrong. ``explain`` turns the error into
+one line naming it; ``probe`` makes the same requests keystonemiddleware
+would, so that a start and ``cache-maint-status upgrade check`` report the
+problem before the first request does.
+
+Only keystoneauth is used here: it is what keystonemiddleware talks to
+Keystone with, so its exceptions are the ones to read.
+"""
+
+import contextlib
+import logging as std_logging
+import re
+import threading
+import urllib.parse
+
+from keystoneauth1 import adapter
+from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1 import loading
+from keystoneauth1 import session
+from oslo_config import cfg
+
+from cache_maint.api import auth
+
+#: Seconds each request of the probe may take: a start waits for it.
+PROBE_TIMEOUT = 5
+
+#: The identity API keystonemiddleware validates tokens with.
+_IDENTITY_VERSION = (3, 0)
+
+#: The loggers of the libraries that talk to Keystone for cache-maint.
+HELD_LOGGERS = ('keystonemiddleware', 'keystoneauth')
+
+#: The system's own words at the bottom of a connection error.
+_ERRNO = re.compile(r'\[Errno -?\d+\] [^"\'()\[\]]+')
+
+#: The most of an error's text a line quotes.
+_QUOTED = 200
+
+
+def explain(error, conf):
+    """One line saying which ``[keystone_authtoken]`` setting to check.
+
+    ``error`` is what keystonemiddleware raised or logged: a keystoneauth
+    exception, or keystonemiddleware's own ServiceError with the
+    keystoneauth exception that caused it as its context.
+    """
+    cause = _keystoneauth_cause(error)
+    settings = _Settings(conf)
+    if isinstance(cause, ksa_exceptions.EndpointNotFound):
+        return settings.missing_endpoint()
+    if isinstance(cause, ksa_exceptions.Unauthorized):
+        return settings.refused_credentials()
+    if isinstance(cause, ksa_exceptions.Forbidden):
+        return ('Keystone does not let the service user (%s) validate '
+                'tokens: give it the service role (or admin) in Keystone, '
+                'or set [%s] username and password to a user that has it'
+                % (settings.user(), settings.group))
+    if isinstance(cause, ksa_exceptions.SSLError):
+        return ('TLS with Keystone failed (%s): check [%s] cafile, certfile, '
+                'keyfile and insecure' % (_first_line(cause),
+                                          auth.AUTHTOKEN_GROUP))
+    if isinstance(cause, (ksa_exceptions.ConnectTimeout,
+                          ksa_exceptions.RequestTimeout)):
+        return ('%s did not answer in time (%s): check that Keystone is '
+                'running and reachable, and [%s] http_connect_timeout'
+                % (settings.where(cause), _first_line(cause),
+                   auth.AUTHTOKEN_GROUP))
+    if isinstance(cause, ksa_exceptions.ConnectionError):
+        return ('could not connect to %s (%s): check that Keystone is '
+                'running and reachable there'
+                % (settings.where(cause), _first_line(cause)))
+    if isinstance(cause, (ksa_exceptions.DiscoveryFailure,
+                          ksa_exceptions.NotFound)):
+        return ('[%s] auth_url = %s does not lead to Keystone\'s identity '
+                'API (%s): check auth_url'
+                % (settings.group, settings.auth_url, _first_line(cause)))
+    if isinstance(cause, ksa_exceptions.HttpError):
+        return ('Keystone answered %s to %s %s: Keystone\'s own log says '
+                'why; [%s] auth_url = %s' % (
+                    cause.http_status, cause.method or 'a request',
+                    _redacted_url(cause.url), settings.group,
+                    settings.auth_url))
+    return ('%s: %s: check [%s] auth_url (%s), the service credentials and '
+            'interface (%s)' % (type(error).__name__, _first_line(error),
+                                settings.group, settings.auth_url,
+                                settings.interface))
+
+
+def probe(conf, timeout=PROBE_TIMEOUT):
+    """None if Keystone would validate tokens now, else ``explain``'s line.
+
+    Requests what keystonemiddleware requests to validate a token: a token
+    for the service credentials, the catalog's identity endpoint for its
+    interface and region, and there the validation of a token (the
+    service's own, which any token may validate, so no user is needed).
+    Nothing is changed in Keystone.
+    """
+    if conf.api.auth_strategy != 'keystone':
+        return None
+    authtoken = conf[auth.AUTHTOKEN_GROUP]
+    with held_back() as held:
+        problem = _probe(conf, authtoken, timeout)
+    # keystoneauth's own lines about it are replaced by the one returned.
+    release(held, below=std_logging.INFO)
+    return problem
+
+
+def _probe(conf, authtoken, timeout):
+    try:
+        plugin = loading.load_auth_from_conf_options(
+            conf, auth.auth_group(conf))
+        keystone = adapter.Adapter(
+            session.Session(auth=plugin, verify=_verify(authtoken),
+                            cert=_cert(authtoken), timeout=timeout),
+            service_type='identity', interface=authtoken.interface,
+            region_name=authtoken.region_name, version=_IDENTITY_VERSION)
+        token = keystone.get_token()
+        if keystone.get_endpoint() is None:
+            raise ksa_exceptions.EndpointNotFound()
+        keystone.get('/auth/tokens', headers={'X-Subject-Token': token})
+    except ksa_exceptions.ClientException as e:
+        return explain(e, conf)
+    return None
+
+
+class _Held(std_logging.Filter):
+    """Holds back, per thread that asks, the records of HELD_LOGGERS.
+
+    A filter on the root logger's handlers, since a logger's own filters
+    do not see its children's records. A record reaches each handler, so
+    it is kept once.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._local = threading.local()
+
+    def filter(self, record):
+        records = getattr(self._local, 'records', None)
+        if records is None or not record.name.startswith(HELD_LOGGERS):
+            return True
+        if not any(held is record for held in records):
+            records.append(record)
+        return False
+
+    @contextlib.contextmanager
+    def holding(self):
+        # Handlers come and go (oslo.log sets them up again on a reload).
+        for handler in std_logging.getLogger().handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)
+        self._local.records = records = []
+        try:
+            yield records
+        finally:
+            self._local.records = None
+
+
+_HELD = _Held()
+
+
+def held_back():
+    """A context in which this thread's HELD_LOGGERS records are kept.
+
+    It gives the list they are kept in, for ``release``: what the
+    libraries log about a failure is replaced by ``explain``'s one line.
+    """
+    return _HELD.holding()
+
+
+def release(records, below=None):
+    """Log the held ``records`` (those under level ``below``, if given)."""
+    for record in records:
+        if below is None or record.levelno < below:
+            std_logging.getLogger(record.name).handle(record)
+
+
+class _Settings:
+    """The ``[keystone_authtoken]`` values a line may name."""
+
+    def __init__(self, conf):
+        authtoken = conf[auth.AUTHTOKEN_GROUP]
+        self.group = auth.auth_group(conf)
+        self.interface = authtoken.interface
+        self.region = authtoken.region_name
+        self.auth_url = self._option(conf, 'auth_url')
+        self._conf = conf
+
+    def _option(self, conf, name):
+        try:
+            return conf[self.group][name]
+        except cfg.NoSuchOptError:
+            return None
+
+    def user(self):
+        """The service user as the settings name it (never the password)."""
+        parts = ['username = %s' % self._option(self._conf, 'username')]
+        for name in ('user_domain_name', 'project_name'):
+            value = self._option(self._conf, name)
+            if value:
+                parts.append('%s = %s' % (name, value))
+        return ', '.join(parts)
+
+    def missing_endpoint(self):
+        region = (' in region %s ([%s] region_name)'
+                  % (self.region, auth.AUTHTOKEN_GROUP) if self.region
+                  else '')
+        return ('Keystone\'s catalog has no identity endpoint for [%s] '
+                'interface = %s%s: set interface to one the catalog lists '
+                '(public, internal or admin), or register an identity '
+                'endpoint for it' % (auth.AUTHTOKEN_GROUP, self.interface,
+                                     region))
+
+    def refused_credentials(self):
+        return ('Keystone refused the service credentials of [%s] (%s): '
+                'check username, password, user_domain_name, project_name '
+                'and project_domain_name' % (self.group, self.user()))
+
+    def where(self, error):
+        """Keystone at auth_url, or the catalog's endpoint for interface."""
+        netloc = urllib.parse.urlsplit(self.auth_url or '').netloc
+        if netloc and netloc in str(error):
+            return 'Keystone at [%s] auth_url = %s' % (self.group,
+                                                       self.auth_url)
+        return ('the identity endpoint the catalog lists for [%s] '
+                'interface = %s' % (auth.AUTHTOKEN_GROUP, self.interface))
+
+
+def _keystoneauth_cause(error):
+    """The first keystoneauth exception behind ``error``, or ``error``.
+
+    The innermost: keystonemiddleware's ServiceError is raised while
+    handling keystoneauth's Unauthorized, and keystoneauth's
+    DiscoveryFailure while handling the ConnectFailure that caused it.
+    """
+    cause, seen, chain = error, error, set()
+    while seen is not None and id(seen) not in chain:
+        chain.add(id(seen))
+        if isinstance(seen, ksa_exceptions.ClientException):
+            cause = seen
+        seen = seen.__cause__ or seen.__context__
+    return cause
+
+
+def _verify(authtoken):
+    if authtoken.insecure:
+        return False
+    return authtoken.cafile or True
+
+
+def _cert(authtoken):
+    if authtoken.certfile and authtoken.keyfile:
+        return authtoken.certfile, authtoken.keyfile
+    return authtoken.certfile
+
+
+def _first_line(error):
+    """The gist of ``error``: the system's reason if it has one."""
+    text = str(error).strip() or type(error).__name__
+    reason = _ERRNO.search(text)
+    if reason:
+        return reason.group(0).strip()
+    line = text.splitlines()[0]
+    return line if len(line) <= _QUOTED else line[:_QUOTED] + '...'
+
+
+def _redacted_url(url):
+    """``url`` without a query string, which could carry a secret."""
+    parts = urllib.parse.urlsplit(url or '')
+    return urllib.parse.urlunsplit(parts._replace(query='', fragment=''))

@@ -1,0 +1,75 @@
+"""Keystone failures as a JSON 503 and one log line naming the setting.
+
+keystonemiddleware answers 503 when it cannot reach Keystone or Keystone
+refuses its service credentials, after logging the low-level error over
+several lines; for an interface the catalog lacks, it lets
+``EndpointNotFound`` escape, which would be a 500 with a traceback. Either
+way the caller can do nothing about it and the operator must fix a
+``[keystone_authtoken]`` setting. This middleware wraps keystonemiddleware
+and holds back what it and keystoneauth log while it serves a request.
+When the request failed for want of Keystone, it answers a JSON 503 and
+logs one line saying which setting to check (``identity.explain``) in
+place of their own lines (their debug lines are kept); otherwise what it
+held back is logged as it was.
+"""
+
+import logging as std_logging
+
+from keystoneauth1 import exceptions as ksa_exceptions
+from oslo_log import log as logging
+import webob
+
+from cache_maint.api import identity
+from cache_maint.api import util
+
+LOG = logging.getLogger(__name__)
+
+#: What the caller is told: the setting is for the operator, in the log.
+MESSAGE = ('Keystone could not be asked to validate the token, so the '
+           'request cannot be authenticated now; the cache-maint log says '
+           'which [keystone_authtoken] setting to check.')
+
+
+class KeystoneFailures:
+    """Wraps keystonemiddleware's AuthProtocol (see the module)."""
+
+    def __init__(self, application, conf):
+        self._application = application
+        self._conf = conf
+
+    def __call__(self, environ, start_response):
+        request = webob.Request(environ)
+        error = None
+        with identity.held_back() as held:
+            try:
+                response = request.get_response(self._application)
+            except ksa_exceptions.ClientException as e:
+                response, error = None, e
+        if error is None and response.status_int == 503:
+            error = _logged_error(held)
+        if error is None:
+            identity.release(held)
+            return response(environ, start_response)
+        # Their debugging detail stays; the line below replaces the rest.
+        identity.release(held, below=std_logging.INFO)
+        LOG.error('Keystone cannot validate tokens, so %s %s is answered '
+                  '503: %s', util.loggable(request.method),
+                  util.loggable(request.path_info),
+                  identity.explain(error, self._conf))
+        return util.error_response(503, MESSAGE)(environ, start_response)
+
+
+def _logged_error(records):
+    """The exception keystonemiddleware logged as it answered 503."""
+    for record in reversed(records):
+        for arg in _arguments(record):
+            if isinstance(arg, BaseException):
+                return arg
+    return None
+
+
+def _arguments(record):
+    args = record.args
+    if isinstance(args, dict):
+        return args.values()
+    return args or ()

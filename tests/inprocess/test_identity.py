@@ -1,0 +1,135 @@
+"""``identity``: Keystone's failures said as the setting to check.
+
+The failures a real Keystone gives are in tests/keystone; here, the ones
+it cannot be made to give on loopback (TLS, timeouts, a forbidden
+validation), the exception chains keystonemiddleware raises, and the
+holding back of the libraries' own log lines.
+"""
+
+import logging
+
+from keystoneauth1 import exceptions as ksa_exceptions
+import pytest
+
+from cache_maint.api import auth
+from cache_maint.api import identity
+from tests.support import settings
+
+SECRET = 'n0t-for-the-log'
+
+
+@pytest.fixture
+def conf(tmp_path):
+    path = tmp_path / 'cache-maint.conf'
+    settings.write_config(path, {
+        'api': {'auth_strategy': 'keystone'},
+        'keystone_authtoken': {
+            'auth_type': 'password',
+            'auth_url': 'https://keystone.example:5000/v3',
+            'username': 'cache-maint', 'password': SECRET,
+            'project_name': 'service', 'user_domain_name': 'Default',
+            'project_domain_name': 'Default'}})
+    conf = settings.make_conf(tmp_path, args=['--config-file', str(path)])
+    auth.register_opts(conf)    # the plugin's options, as a start does
+    return conf
+
+
+class ServiceError(Exception):
+    """keystonemiddleware's, raised while handling keystoneauth's."""
+
+
+def raised_while_handling(cause):
+    try:
+        try:
+            raise cause
+        except ksa_exceptions.ClientException:
+            raise ServiceError('Identity server rejected authorization')
+    except ServiceError as e:
+        return e
+
+
+@pytest.mark.parametrize('error, says', [
+    (ksa_exceptions.Forbidden(), 'does not let the service user '
+     '(username = cache-maint, user_domain_name = Default, project_name = '
+     'service) validate tokens: give it the service role'),
+    (ksa_exceptions.SSLError('certificate verify failed'),
+     'TLS with Keystone failed (certificate verify failed): check '
+     '[keystone_authtoken] cafile'),
+    (ksa_exceptions.ConnectTimeout(
+        'Request to https://keystone.example:5000/v3/auth/tokens timed out'),
+     'Keystone at [keystone_authtoken] auth_url = '
+     'https://keystone.example:5000/v3 did not answer in time'),
+    (ksa_exceptions.ConnectFailure(
+        'Unable to establish connection to http://10.0.0.9:5000/v3: '
+        "HTTPConnectionPool(...): Failed to establish a new connection: "
+        "[Errno 113] No route to host'))"),
+     'could not connect to the identity endpoint the catalog lists for '
+     '[keystone_authtoken] interface = internal ([Errno 113] No route to '
+     'host)'),
+    (ksa_exceptions.EmptyCatalog(), "Keystone's catalog has no identity "
+     'endpoint for [keystone_authtoken] interface = internal'),
+    (ksa_exceptions.InternalServerError(
+        method='GET', url='https://keystone.example:5000/v3/auth/tokens?x=1'),
+     'Keystone answered 500 to GET https://keystone.example:5000/v3/auth/'
+     "tokens: Keystone's own log says why"),
+    (ValueError('something else'), 'ValueError: something else: check '
+     '[keystone_authtoken] auth_url (https://keystone.example:5000/v3)'),
+])
+def test_explain(conf, error, says):
+    line = identity.explain(error, conf)
+    assert says in line
+    assert SECRET not in line
+    assert '\n' not in line
+
+
+def test_the_keystoneauth_cause_behind_keystonemiddleware(conf):
+    line = identity.explain(
+        raised_while_handling(ksa_exceptions.Unauthorized()), conf)
+    assert line.startswith('Keystone refused the service credentials of '
+                           '[keystone_authtoken] (username = cache-maint')
+
+
+def test_the_innermost_cause(conf):
+    """A discovery failure caused by a refused connection is the latter."""
+    try:
+        try:
+            raise ksa_exceptions.ConnectFailure(
+                'Unable to establish connection to '
+                'https://keystone.example:5000/v3: [Errno 111] Connection '
+                'refused')
+        except ksa_exceptions.ConnectFailure:
+            raise ksa_exceptions.DiscoveryFailure('Could not find versioned '
+                                                  'identity endpoints')
+    except ksa_exceptions.DiscoveryFailure as e:
+        line = identity.explain(e, conf)
+    assert line.startswith('could not connect to Keystone at '
+                           '[keystone_authtoken] auth_url = '
+                           'https://keystone.example:5000/v3 ([Errno 111] '
+                           'Connection refused)')
+
+
+def test_a_long_reason_is_cut(conf):
+    line = identity.explain(ksa_exceptions.DiscoveryFailure('x' * 5000),
+                            conf)
+    assert len(line) < 400
+
+
+def test_noauth2_is_never_probed(tmp_path):
+    conf = settings.make_conf(tmp_path, api__auth_strategy='noauth2')
+    assert identity.probe(conf) is None
+
+
+def test_held_back_lines_are_released_or_dropped(caplog):
+    caplog.set_level(logging.DEBUG)
+    library = logging.getLogger('keystoneauth.session')
+    ours = logging.getLogger('cache_maint.test')
+    with identity.held_back() as held:
+        library.warning('a library warning')
+        library.debug('a library debug line')
+        ours.warning('our own line')
+    assert [r.getMessage() for r in caplog.records] == ['our own line']
+    identity.release(held, below=logging.INFO)
+    assert [r.getMessage() for r in caplog.records] == [
+        'our own line', 'a library debug line']
+    identity.release(held)
+    assert 'a library warning' in [r.getMessage() for r in caplog.records]
