@@ -27,8 +27,10 @@ from oslo_config import cfg
 
 from cache_maint.api import auth
 
-#: Seconds each request of the probe may take: a start waits for it.
+#: Seconds each request of the probe may take, and the probe as a whole:
+#: a start waits for it.
 PROBE_TIMEOUT = 5
+PROBE_DEADLINE = 10
 
 #: The identity API keystonemiddleware validates tokens with.
 _IDENTITY_VERSION = (3, 0)
@@ -103,9 +105,26 @@ def probe(conf, timeout=PROBE_TIMEOUT):
     """
     if conf.api.auth_strategy != 'keystone':
         return None
-    authtoken = conf[auth.AUTHTOKEN_GROUP]
+    found = []
+    # In a thread of its own, so that a Keystone that accepts connections
+    # and never answers delays a start by PROBE_DEADLINE at most, however
+    # many requests keystoneauth makes.
+    probing = threading.Thread(target=lambda: found.append(
+        _held_probe(conf, timeout)), name='keystone-probe', daemon=True)
+    probing.start()
+    probing.join(PROBE_DEADLINE)
+    if not found:
+        return ('Keystone at [%s] auth_url = %s did not answer within %d s: '
+                'check that Keystone is running and reachable there, and '
+                '[%s] http_connect_timeout'
+                % (auth.auth_group(conf), _Settings(conf).auth_url,
+                   PROBE_DEADLINE, auth.AUTHTOKEN_GROUP))
+    return found[0]
+
+
+def _held_probe(conf, timeout):
     with held_back() as held:
-        problem = _probe(conf, authtoken, timeout)
+        problem = _probe(conf, conf[auth.AUTHTOKEN_GROUP], timeout)
     # keystoneauth's own lines about it are replaced by the one returned.
     release(held, below=std_logging.INFO)
     return problem

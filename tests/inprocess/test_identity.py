@@ -7,12 +7,15 @@ holding back of the libraries' own log lines.
 """
 
 import logging
+import socket
 
 from keystoneauth1 import exceptions as ksa_exceptions
 import pytest
+import webob
 
 from cache_maint.api import auth
 from cache_maint.api import identity
+from cache_maint.api.middleware import keystone as keystone_middleware
 from tests.support import settings
 
 SECRET = 'n0t-for-the-log'
@@ -133,3 +136,34 @@ def test_held_back_lines_are_released_or_dropped(caplog):
         'our own line', 'a library debug line']
     identity.release(held)
     assert 'a library warning' in [r.getMessage() for r in caplog.records]
+
+
+def test_a_keystone_that_never_answers_delays_a_start_boundedly(
+        conf, monkeypatch):
+    """Connections accepted, nothing answered: the probe's deadline."""
+    with socket.create_server(('127.0.0.1', 0)) as silent:
+        port = silent.getsockname()[1]
+        conf.set_override('auth_url', 'http://127.0.0.1:%d/v3' % port,
+                          group='keystone_authtoken')
+        monkeypatch.setattr(identity, 'PROBE_DEADLINE', 1)
+        line = identity.probe(conf, timeout=60)
+    assert line == (
+        'Keystone at [keystone_authtoken] auth_url = http://127.0.0.1:%d/v3 '
+        'did not answer within 1 s: check that Keystone is running and '
+        'reachable there, and [keystone_authtoken] http_connect_timeout'
+        % port)
+
+
+def test_what_was_held_is_logged_when_the_request_fails_otherwise(
+        conf, caplog):
+    """An unexpected error inside: the libraries' lines are not lost."""
+    def application(environ, start_response):
+        logging.getLogger('keystonemiddleware.auth_token').warning(
+            'a line of keystonemiddleware')
+        raise RuntimeError('boom')
+
+    wrapped = keystone_middleware.KeystoneFailures(application, conf)
+    with pytest.raises(RuntimeError):
+        webob.Request.blank('/v2/cache').get_response(wrapped)
+    assert 'a line of keystonemiddleware' in [
+        r.getMessage() for r in caplog.records]

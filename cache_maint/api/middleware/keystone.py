@@ -40,11 +40,15 @@ class KeystoneFailures:
     def __call__(self, environ, start_response):
         request = webob.Request(environ)
         error = None
-        with identity.held_back() as held:
-            try:
-                response = request.get_response(self._application)
-            except ksa_exceptions.ClientException as e:
-                response, error = None, e
+        try:
+            with identity.held_back() as held:
+                try:
+                    response = request.get_response(self._application)
+                except ksa_exceptions.ClientException as e:
+                    response, error = None, e
+        except BaseException:
+            identity.release(held)
+            raise
         if error is None and response.status_int == 503:
             error = _logged_error(held)
         if error is None:
