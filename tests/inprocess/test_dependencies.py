@@ -23,7 +23,7 @@ LOADED_BY_URL = {'psycopg', 'pymysql', 'psycopg2-binary'}
 RUN_AS_COMMANDS = {'build'}
 
 #: Import names that differ from their distribution's name.
-DISTRIBUTION_OF = {'yaml': 'pyyaml'}
+DISTRIBUTION_OF = {'yaml': 'pyyaml', 'openstack': 'openstacksdk'}
 
 #: Modules of a library that need a distribution the library does not
 #: require: its test fixtures, which import ``fixtures``.
@@ -41,10 +41,11 @@ SUITES = {
     'compat': (('tests/compat', GLANCE_HARNESS), 'compat'),
     'faults': (('tests/faults', GLANCE_HARNESS), 'faults'),
     'clients': (('tests/clients',), 'clients'),
+    'keystone': (('tests/keystone', 'tools'), 'keystone'),
     'bench': (('bench', GLANCE_HARNESS), 'bench'),
 }
 
-OURS = {'cache_maint', 'tests', 'bench'}
+OURS = {'cache_maint', 'tests', 'bench', 'tools'}
 
 
 def _canonical(name):
