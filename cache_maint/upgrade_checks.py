@@ -422,9 +422,14 @@ class Checks(upgradecheck.UpgradeCommands):
                                       + (('it',) * 2 if len(missing) == 1
                                          else ('them',) * 2)))
         problem = identity.probe(conf)
-        if problem is not None:
+        if problem is not None and problem.certain:
             return Result(Code.FAILURE, 'Keystone cannot validate tokens '
                           'now, so every authenticated request would be '
+                          'answered 503: %s' % problem)
+        if problem is not None:
+            return Result(Code.WARNING, 'Keystone may refuse to validate '
+                          'tokens (unless its policy was changed), and '
+                          'every authenticated request would then be '
                           'answered 503: %s' % problem)
         return Result(Code.SUCCESS, 'auth_strategy is keystone; [%s] '
                       'auth_type = %s, auth_url = %s: Keystone validates '

@@ -187,7 +187,7 @@ def make_glance(workdir, keystone, venv):
     directory of the work directory, which cache-maint reads from its
     glance-api.conf.
     """
-    credentials = glance_api.create_service_user(keystone)
+    credentials = keystone.add_user(glance_api.SERVICE_NAME)
     glance = glance_api.GlanceAPI(
         workdir / 'glance', venv, keystone.authtoken_section(credentials),
         cache_dir(workdir), workdir / 'locks', MAX_SIZE)

@@ -16,6 +16,10 @@ from cache_maint import exception
 #: keystonemiddleware's own group.
 AUTHTOKEN_GROUP = 'keystone_authtoken'
 
+#: Seconds keystonemiddleware waits for each answer of Keystone's, unless
+#: ``[keystone_authtoken] http_connect_timeout`` says otherwise.
+HTTP_CONNECT_TIMEOUT = 10
+
 _IDENTITY_HEADERS = ('X-Identity-Status', 'X-User-Id', 'X-User-Name',
                      'X-Project-Id', 'X-Project-Name', 'X-Roles',
                      'X-User-Domain-Id', 'X-Project-Domain-Id',
@@ -79,6 +83,11 @@ def register_opts(conf):
     """
     for group, opts in auth_token.list_opts():
         conf.register_opts(opts, group=group)
+    # keystonemiddleware waits for Keystone without limit by default: one
+    # that accepts connections and never answers would hold every API
+    # thread. The operator's value still applies.
+    conf.set_default('http_connect_timeout', HTTP_CONNECT_TIMEOUT,
+                     group=AUTHTOKEN_GROUP)
     group = auth_group(conf)
     loading.register_auth_conf_options(conf, group)
     plugin = conf[group].auth_type

@@ -50,7 +50,7 @@ def loadapp(conf, cache, runner, flights, watching=lambda: False):
         if conf.api.auth_strategy == 'noauth2':
             return auth.NoAuth2(application)
         return errors.JSONErrors(keystone.KeystoneFailures(
-            auth.keystone(application, conf), conf))
+            lambda behind: auth.keystone(behind, conf), application, conf))
 
     handlers = cache_handlers.CacheHandlers(
         cache, runner, flights, conf.api.task_wait_timeout,

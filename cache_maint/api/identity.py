@@ -13,7 +13,6 @@ Only keystoneauth is used here: it is what keystonemiddleware talks to
 Keystone with, so its exceptions are the ones to read.
 """
 
-import contextlib
 import logging as std_logging
 import re
 import threading
@@ -26,6 +25,7 @@ from keystoneauth1 import session
 from oslo_config import cfg
 
 from cache_maint.api import auth
+from cache_maint.api import held_logs
 
 #: Seconds each request of the probe may take, and the probe as a whole:
 #: a start waits for it.
@@ -35,8 +35,9 @@ PROBE_DEADLINE = 10
 #: The identity API keystonemiddleware validates tokens with.
 _IDENTITY_VERSION = (3, 0)
 
-#: The loggers of the libraries that talk to Keystone for cache-maint.
-HELD_LOGGERS = ('keystonemiddleware', 'keystoneauth')
+#: The roles Keystone's default policy lets validate others' tokens
+#: (``identity:validate_token``).
+VALIDATING_ROLES = frozenset({'service', 'admin'})
 
 #: The system's own words at the bottom of a connection error.
 _ERRNO = re.compile(r'\[Errno -?\d+\] [^"\'()\[\]]+')
@@ -60,9 +61,10 @@ def explain(error, conf):
         return settings.refused_credentials()
     if isinstance(cause, ksa_exceptions.Forbidden):
         return ('Keystone does not let the service user (%s) validate '
-                'tokens: give it the service role (or admin) in Keystone, '
-                'or set [%s] username and password to a user that has it'
-                % (settings.user(), settings.group))
+                'other users\' tokens, which its default policy allows the '
+                'service and admin roles: give it the service role in '
+                'Keystone, or set [%s] username and password to a user that '
+                'has it' % (settings.user(), settings.group))
     if isinstance(cause, ksa_exceptions.SSLError):
         return ('TLS with Keystone failed (%s): check [%s] cafile, certfile, '
                 'keyfile and insecure' % (_first_line(cause),
@@ -88,20 +90,44 @@ def explain(error, conf):
                     cause.http_status, cause.method or 'a request',
                     _redacted_url(cause.url), settings.group,
                     settings.auth_url))
-    return ('%s: %s: check [%s] auth_url (%s), the service credentials and '
-            'interface (%s)' % (type(error).__name__, _first_line(error),
-                                settings.group, settings.auth_url,
-                                settings.interface))
+    if isinstance(cause, ksa_exceptions.ClientException):
+        return ('%s: %s: check [%s] auth_url (%s), the service credentials '
+                'and interface (%s)' % (type(cause).__name__,
+                                        _first_line(cause), settings.group,
+                                        settings.auth_url,
+                                        settings.interface))
+    # Not keystoneauth's: keystonemiddleware could not read the answer.
+    return ('%s did not answer as Keystone\'s identity API does (%s: %s): '
+            'check that it is Keystone\'s, and [%s] auth_url'
+            % (settings.where(''), type(cause).__name__, _first_line(cause),
+               settings.group))
+
+
+class Problem(str):
+    """``explain``'s line, and whether it is certain.
+
+    Not certain: what Keystone's default policy would refuse, which a
+    deployment's own policy may allow (the upgrade check warns of it
+    rather than fail).
+    """
+
+    certain = True
+
+
+class _Doubtful(Problem):
+    certain = False
 
 
 def probe(conf, timeout=PROBE_TIMEOUT):
-    """None if Keystone would validate tokens now, else ``explain``'s line.
+    """None if Keystone would validate tokens now, else a Problem.
 
     Requests what keystonemiddleware requests to validate a token: a token
     for the service credentials, the catalog's identity endpoint for its
     interface and region, and there the validation of a token (the
-    service's own, which any token may validate, so no user is needed).
-    Nothing is changed in Keystone.
+    service's own: the only one at hand). Keystone lets anyone validate
+    their own token, so the service token's roles are read too: under
+    Keystone's default policy only ``service`` or ``admin`` may validate
+    others' tokens. Nothing is changed in Keystone.
     """
     if conf.api.auth_strategy != 'keystone':
         return None
@@ -114,19 +140,20 @@ def probe(conf, timeout=PROBE_TIMEOUT):
     probing.start()
     probing.join(PROBE_DEADLINE)
     if not found:
-        return ('Keystone at [%s] auth_url = %s did not answer within %d s: '
-                'check that Keystone is running and reachable there, and '
-                '[%s] http_connect_timeout'
-                % (auth.auth_group(conf), _Settings(conf).auth_url,
-                   PROBE_DEADLINE, auth.AUTHTOKEN_GROUP))
+        return Problem(
+            'Keystone at [%s] auth_url = %s did not answer within %d s: '
+            'check that Keystone is running and reachable there, and [%s] '
+            'http_connect_timeout' % (auth.auth_group(conf),
+                                      _Settings(conf).auth_url,
+                                      PROBE_DEADLINE, auth.AUTHTOKEN_GROUP))
     return found[0]
 
 
 def _held_probe(conf, timeout):
-    with held_back() as held:
+    with held_logs.held_back() as held:
         problem = _probe(conf, conf[auth.AUTHTOKEN_GROUP], timeout)
     # keystoneauth's own lines about it are replaced by the one returned.
-    release(held, below=std_logging.INFO)
+    held_logs.release(held, below=std_logging.INFO)
     return problem
 
 
@@ -141,63 +168,37 @@ def _probe(conf, authtoken, timeout):
             region_name=authtoken.region_name, version=_IDENTITY_VERSION)
         token = keystone.get_token()
         if keystone.get_endpoint() is None:
-            raise ksa_exceptions.EndpointNotFound()
-        keystone.get('/auth/tokens', headers={'X-Subject-Token': token})
+            # None for an interface the catalog lacks, and for an endpoint
+            # where discovery finds no v3 API: tell them apart.
+            listed = keystone.get_endpoint(version=None)
+            if listed is None:
+                raise ksa_exceptions.EndpointNotFound()
+            return Problem(_Settings(conf).not_keystone(listed))
+        validated = keystone.get('/auth/tokens',
+                                 headers={'X-Subject-Token': token})
+        roles = _validated_roles(validated)
     except ksa_exceptions.ClientException as e:
-        return explain(e, conf)
+        return Problem(explain(e, conf))
+    except ValueError as e:
+        return Problem(explain(e, conf))
+    if not roles & VALIDATING_ROLES:
+        return _Doubtful(explain(ksa_exceptions.Forbidden(), conf))
     return None
 
 
-class _Held(std_logging.Filter):
-    """Holds back, per thread that asks, the records of HELD_LOGGERS.
+def _validated_roles(response):
+    """The role names of a token validation's answer; ValueError if none.
 
-    A filter on the root logger's handlers, since a logger's own filters
-    do not see its children's records. A record reaches each handler, so
-    it is kept once.
+    keystonemiddleware reads this answer too, and fails on one that is not
+    Keystone's: a load balancer's page, another service.
     """
-
-    def __init__(self):
-        super().__init__()
-        self._local = threading.local()
-
-    def filter(self, record):
-        records = getattr(self._local, 'records', None)
-        if records is None or not record.name.startswith(HELD_LOGGERS):
-            return True
-        if not any(held is record for held in records):
-            records.append(record)
-        return False
-
-    @contextlib.contextmanager
-    def holding(self):
-        # Handlers come and go (oslo.log sets them up again on a reload).
-        for handler in std_logging.getLogger().handlers:
-            if self not in handler.filters:
-                handler.addFilter(self)
-        self._local.records = records = []
-        try:
-            yield records
-        finally:
-            self._local.records = None
-
-
-_HELD = _Held()
-
-
-def held_back():
-    """A context in which this thread's HELD_LOGGERS records are kept.
-
-    It gives the list they are kept in, for ``release``: what the
-    libraries log about a failure is replaced by ``explain``'s one line.
-    """
-    return _HELD.holding()
-
-
-def release(records, below=None):
-    """Log the held ``records`` (those under level ``below``, if given)."""
-    for record in records:
-        if below is None or record.levelno < below:
-            std_logging.getLogger(record.name).handle(record)
+    try:
+        token = response.json()['token']
+        return {role['name'] for role in token['roles']}
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError('not a token validation: %s' % (
+            _first_line(e) if not isinstance(e, KeyError)
+            else 'no %s' % e)) from None
 
 
 class _Settings:
@@ -230,11 +231,17 @@ class _Settings:
         region = (' in region %s ([%s] region_name)'
                   % (self.region, auth.AUTHTOKEN_GROUP) if self.region
                   else '')
-        return ('Keystone\'s catalog has no identity endpoint for [%s] '
-                'interface = %s%s: set interface to one the catalog lists '
-                '(public, internal or admin), or register an identity '
-                'endpoint for it' % (auth.AUTHTOKEN_GROUP, self.interface,
-                                     region))
+        return ('Keystone\'s catalog has no identity endpoint (serving '
+                'the v3 API) for [%s] interface = %s%s: set interface to one '
+                'the catalog lists (public, internal or admin), or register '
+                'an identity endpoint for it'
+                % (auth.AUTHTOKEN_GROUP, self.interface, region))
+
+    def not_keystone(self, url):
+        return ('the identity endpoint the catalog lists for [%s] interface '
+                '= %s, %s, does not serve Keystone\'s v3 API: correct it in '
+                'the catalog, or set interface to another'
+                % (auth.AUTHTOKEN_GROUP, self.interface, _redacted_url(url)))
 
     def refused_credentials(self):
         return ('Keystone refused the service credentials of [%s] (%s): '
@@ -252,19 +259,34 @@ class _Settings:
 
 
 def _keystoneauth_cause(error):
-    """The first keystoneauth exception behind ``error``, or ``error``.
+    """The keystoneauth exception ``error`` is, or wraps; else ``error``.
 
-    The innermost: keystonemiddleware's ServiceError is raised while
-    handling keystoneauth's Unauthorized, and keystoneauth's
-    DiscoveryFailure while handling the ConnectFailure that caused it.
+    From the outside in: keystonemiddleware's ServiceError is raised while
+    handling the keystoneauth exception that caused it, but keystoneauth
+    exceptions are not unwrapped further, since keystonemiddleware retries
+    a validation inside ``except Unauthorized`` and whatever the retry
+    meets carries that Unauthorized as its context. The one exception is
+    keystoneauth's DiscoveryFailure, raised while handling what discovery
+    met (a refused connection, a 404): that is the reason to report.
     """
-    cause, seen, chain = error, error, set()
-    while seen is not None and id(seen) not in chain:
-        chain.add(id(seen))
+    seen, visited = error, set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         if isinstance(seen, ksa_exceptions.ClientException):
-            cause = seen
-        seen = seen.__cause__ or seen.__context__
-    return cause
+            under = _underneath(seen)
+            if (isinstance(seen, ksa_exceptions.DiscoveryFailure)
+                    and isinstance(under, ksa_exceptions.ClientException)):
+                return under
+            return seen
+        seen = _underneath(seen)
+    return error
+
+
+def _underneath(error):
+    """What ``error`` was raised from, or while handling."""
+    if error.__cause__ is not None:
+        return error.__cause__
+    return None if error.__suppress_context__ else error.__context__
 
 
 def _verify(authtoken):

@@ -80,10 +80,11 @@ class Filled:
         assert state(self.cache) == expected
 
 
-def run(name, args, home):
-    """Run a client's console script; its environment has no OS_* vars."""
+def run(name, args, home, environment=()):
+    """Run a client's console script; its only OS_* vars ``environment``."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith('OS_')}
+    env.update(environment)
     env['HOME'] = str(home)
     args = [str(arg) for arg in args]
     try:
@@ -94,3 +95,13 @@ def run(name, args, home):
     except subprocess.TimeoutExpired as error:
         pytest.fail('%s %s did not exit within %s s: %s'
                     % (name, ' '.join(args), processes.DEADLINE, error))
+
+
+def fill(cache):
+    """Fill ``cache`` with one of everything; the Filled, checked."""
+    cached = [cache.add_image(size=6 * caches.KIB, last_accessed=1.7e9 + i,
+                              hits=i) for i in range(3)]
+    filled = Filled(cache, cached, cache.queue(), cache.add_invalid(),
+                    cache.add_incomplete(age=3600), cache.add_incomplete())
+    filled.check(filled.before)
+    return filled

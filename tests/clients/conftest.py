@@ -90,11 +90,4 @@ def cache(service):
 @pytest.fixture
 def filled(cache):
     """The emptied cache, filled with one of everything."""
-    cached = [cache.add_image(size=6 * caches.KIB, last_accessed=1.7e9 + i,
-                              hits=i) for i in range(3)]
-    filled = clients.Filled(cache, cached, cache.queue(),
-                            cache.add_invalid(),
-                            cache.add_incomplete(age=3600),
-                            cache.add_incomplete())
-    filled.check(filled.before)
-    return filled
+    return clients.fill(cache)

@@ -14,6 +14,7 @@ import pytest
 import webob
 
 from cache_maint.api import auth
+from cache_maint.api import held_logs
 from cache_maint.api import identity
 from cache_maint.api.middleware import keystone as keystone_middleware
 from tests.support import settings
@@ -54,7 +55,8 @@ def raised_while_handling(cause):
 @pytest.mark.parametrize('error, says', [
     (ksa_exceptions.Forbidden(), 'does not let the service user '
      '(username = cache-maint, user_domain_name = Default, project_name = '
-     'service) validate tokens: give it the service role'),
+     "service) validate other users' tokens, which its default policy "
+     'allows the service and admin roles: give it the service role'),
     (ksa_exceptions.SSLError('certificate verify failed'),
      'TLS with Keystone failed (certificate verify failed): check '
      '[keystone_authtoken] cafile'),
@@ -70,12 +72,18 @@ def raised_while_handling(cause):
      '[keystone_authtoken] interface = internal ([Errno 113] No route to '
      'host)'),
     (ksa_exceptions.EmptyCatalog(), "Keystone's catalog has no identity "
-     'endpoint for [keystone_authtoken] interface = internal'),
+     'endpoint (serving the v3 API) for [keystone_authtoken] interface = '
+     'internal'),
     (ksa_exceptions.InternalServerError(
         method='GET', url='https://keystone.example:5000/v3/auth/tokens?x=1'),
      'Keystone answered 500 to GET https://keystone.example:5000/v3/auth/'
      "tokens: Keystone's own log says why"),
-    (ValueError('something else'), 'ValueError: something else: check '
+    (KeyError('token'), 'the identity endpoint the catalog lists for '
+     '[keystone_authtoken] interface = internal did not answer as '
+     "Keystone's identity API does (KeyError: 'token'): check that it is "
+     "Keystone's, and [keystone_authtoken] auth_url"),
+    (ksa_exceptions.InvalidResponse('Invalid response from server.'),
+     'InvalidResponse: Invalid response from server.: check '
      '[keystone_authtoken] auth_url (https://keystone.example:5000/v3)'),
 ])
 def test_explain(conf, error, says):
@@ -83,6 +91,22 @@ def test_explain(conf, error, says):
     assert says in line
     assert SECRET not in line
     assert '\n' not in line
+
+
+def test_a_retry_is_not_mistaken_for_refused_credentials(conf):
+    """keystonemiddleware retries inside ``except Unauthorized``."""
+    try:
+        try:
+            raise ksa_exceptions.Unauthorized()
+        except ksa_exceptions.Unauthorized:
+            raise ksa_exceptions.ConnectFailure(
+                'Unable to establish connection to '
+                'https://keystone.example:5000/v3/auth/tokens: [Errno 111] '
+                'Connection refused')
+    except ksa_exceptions.ConnectFailure as e:
+        line = identity.explain(raised_while_handling(e), conf)
+    assert line.startswith('could not connect to Keystone at '
+                           '[keystone_authtoken] auth_url')
 
 
 def test_the_keystoneauth_cause_behind_keystonemiddleware(conf):
@@ -126,15 +150,15 @@ def test_held_back_lines_are_released_or_dropped(caplog):
     caplog.set_level(logging.DEBUG)
     library = logging.getLogger('keystoneauth.session')
     ours = logging.getLogger('cache_maint.test')
-    with identity.held_back() as held:
+    with held_logs.held_back() as held:
         library.warning('a library warning')
         library.debug('a library debug line')
         ours.warning('our own line')
     assert [r.getMessage() for r in caplog.records] == ['our own line']
-    identity.release(held, below=logging.INFO)
+    held_logs.release(held, below=logging.INFO)
     assert [r.getMessage() for r in caplog.records] == [
         'our own line', 'a library debug line']
-    identity.release(held)
+    held_logs.release(held)
     assert 'a library warning' in [r.getMessage() for r in caplog.records]
 
 
@@ -162,8 +186,29 @@ def test_what_was_held_is_logged_when_the_request_fails_otherwise(
             'a line of keystonemiddleware')
         raise RuntimeError('boom')
 
-    wrapped = keystone_middleware.KeystoneFailures(application, conf)
+    wrapped = keystone_middleware.KeystoneFailures(
+        lambda behind: behind, application, conf)
     with pytest.raises(RuntimeError):
         webob.Request.blank('/v2/cache').get_response(wrapped)
     assert 'a line of keystonemiddleware' in [
         r.getMessage() for r in caplog.records]
+
+
+def test_an_answer_keystonemiddleware_cannot_read_is_a_503(conf, caplog):
+    """An error of its own before the request got through: Keystone's."""
+    def keystonemiddleware(behind):
+        def authenticate(environ, start_response):
+            raise KeyError('token')     # what it raises on a non-token 200
+        return authenticate
+
+    def application(environ, start_response):
+        raise AssertionError('not authenticated: never reached')
+
+    wrapped = keystone_middleware.KeystoneFailures(
+        keystonemiddleware, application, conf)
+    response = webob.Request.blank('/v2/cache').get_response(wrapped)
+    assert response.status_int == 503
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "did not answer as Keystone's identity API does" in (
+        lines[0].getMessage())

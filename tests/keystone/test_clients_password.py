@@ -27,7 +27,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -35,7 +34,6 @@ import pytest
 from tests import clients
 from tests.support import caches
 from tests.support import env
-from tests.support import processes
 from tests.support import running
 
 # The SDK's own notices of its coming changes.
@@ -104,15 +102,7 @@ def home(tmp_path_factory):
 @pytest.fixture
 def filled(tmp_path):
     """A sqlite cache with one of everything, over its limit."""
-    cache = caches.SqliteCache(tmp_path / 'cache')
-    cached = [cache.add_image(size=6 * caches.KIB, last_accessed=1.7e9 + i,
-                              hits=i) for i in range(3)]
-    filled = clients.Filled(cache, cached, cache.queue(),
-                            cache.add_invalid(),
-                            cache.add_incomplete(age=3600),
-                            cache.add_incomplete())
-    filled.check(filled.before)
-    return filled
+    return clients.fill(caches.SqliteCache(tmp_path / 'cache'))
 
 
 @pytest.fixture
@@ -124,22 +114,6 @@ def daemon(tmp_path, keystone, filled):
             sections={'keystone_authtoken':
                       keystone.authtoken_section()}) as started:
         yield started
-
-
-def run(name, args, environment, home):
-    """Run a client's console script; ``environment`` its only OS_* vars."""
-    child_env = {key: value for key, value in os.environ.items()
-                 if not key.startswith('OS_')}
-    child_env.update(environment, HOME=str(home))
-    args = [str(arg) for arg in args]
-    try:
-        return subprocess.run([processes.console_script(name)] + args,
-                              env=child_env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True,
-                              timeout=processes.DEADLINE)
-    except subprocess.TimeoutExpired as error:
-        pytest.fail('%s %s did not exit within %s s: %s'
-                    % (name, ' '.join(args), processes.DEADLINE, error))
 
 
 def admin_round(filled):
@@ -221,9 +195,9 @@ def utc(timestamp):
 def glance(daemon, keystone, home):
     """glance(credentials, *args): ``--os-image-url`` and OS_* variables."""
     def glance(credentials, *args):
-        return run('glance', ['--os-image-url', daemon.url(''),
-                              '--os-image-api-version', '2'] + list(args),
-                   keystone.env(credentials), home)
+        return clients.run('glance', ['--os-image-url', daemon.url(''),
+                                      '--os-image-api-version', '2']
+                           + list(args), home, keystone.env(credentials))
     return glance
 
 
@@ -299,7 +273,7 @@ def osc(daemon, keystone, home):
     def osc(credentials, *args, endpoint='/v2'):
         environment = dict(keystone.env(credentials),
                            OS_IMAGE_ENDPOINT_OVERRIDE=daemon.url(endpoint))
-        return run('openstack', args, environment, home)
+        return clients.run('openstack', args, home, environment)
     return osc
 
 

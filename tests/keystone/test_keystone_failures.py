@@ -14,6 +14,7 @@ same before any request.
 """
 
 import contextlib
+import itertools
 import json
 import re
 import subprocess
@@ -83,9 +84,12 @@ class Node:
 @pytest.fixture
 def node(tmp_path, keystone):
     """node(**authtoken): a started Node, stopped at the end."""
+    numbers = itertools.count()
     with contextlib.ExitStack() as stack:
         def node(**authtoken):
-            started = Node(tmp_path, keystone, **authtoken).start()
+            workdir = tmp_path / ('node-%d' % next(numbers))
+            workdir.mkdir()
+            started = Node(workdir, keystone, **authtoken).start()
             stack.callback(started.stop)
             return started
         yield node
@@ -238,3 +242,62 @@ def test_a_mended_keystone_serves_again(node, keystone):
     response = down.prune(admin)
     assert response.status_code == 200, response.text
     assert json.loads(response.text)['total_files_pruned'] == 2
+
+
+def test_a_service_user_without_the_service_role(node, keystone):
+    """Keystone lets it validate only its own token: the probe says so.
+
+    Under Keystone's default policy this is certain to fail, but a
+    deployment's own policy may allow it: a warning in the upgrade check
+    (status 1), not a failure.
+    """
+    roleless = keystone.add_user('cache-maint-member', role='member')
+    down = node(**roleless.options())
+    says = ("does not let the service user (username = cache-maint-member, "
+            "user_domain_name = Default, project_name = service) validate "
+            "other users' tokens")
+    start_lines = down.loud_lines()
+    assert len(start_lines) == 1 and says in start_lines[0], start_lines
+    status, text = down.upgrade_check()
+    assert status == 1, text
+    assert says in text
+
+    since = len(down.log())
+    assert_json_503(down.prune(keystone.token(keystone.admin)))
+    assert_one_line_naming(down, since, 'answered 503', says)
+    assert down.cache.images() == down.images
+
+
+def test_an_identity_endpoint_that_is_not_keystone(node, keystone):
+    """The catalog's identity endpoint answers 200, but not as Keystone.
+
+    Here it is the cache-maint node itself (its /v3 is a 404 page, its root
+    a version document that is not Keystone's), as a wrong URL in the
+    catalog, a load balancer's page or another service would be.
+    """
+    admin = keystone.token(keystone.admin)
+    other = node()      # a healthy node, for its URL
+    internal = [endpoint for endpoint in keystone.endpoints()
+                if endpoint['interface'] == 'internal']
+    with without_endpoint(keystone, 'internal'):
+        keystone.create_endpoint('identity', 'internal',
+                                 other.daemon.url('/v2'))
+        try:
+            down = node()
+            start_lines = down.loud_lines()
+            assert len(start_lines) == 1, start_lines
+            assert ('the identity endpoint the catalog lists for '
+                    '[keystone_authtoken] interface = internal, %s, does not '
+                    "serve Keystone's v3 API" % other.daemon.url('/v2')
+                    in start_lines[0]), start_lines
+            since = len(down.log())
+            assert_json_503(down.prune(admin))
+            assert_one_line_naming(
+                down, since, 'answered 503', '[keystone_authtoken] '
+                'interface = internal')
+        finally:
+            for endpoint in keystone.endpoints():
+                if endpoint['url'] == other.daemon.url('/v2'):
+                    keystone.delete_endpoint(endpoint['id'])
+    assert [e['url'] for e in keystone.endpoints()
+            if e['interface'] == 'internal'] == [e['url'] for e in internal]

@@ -13,10 +13,9 @@ is ``lock_path``, so that a cache-maint reading ``config_path`` first (as
 in production, where it reads glance-api.conf) locks the same files.
 Everything it writes is under ``workdir``, except what it caches.
 
-``create_service_user`` and ``register`` are the Keystone side, composed
-of ``tests.support.keystone.Keystone``'s public API: Glance's own service
-user (the ``service`` role in project ``service``) and the ``image``
-service in the catalog.
+``register`` is the Keystone side, composed of
+``tests.support.keystone.Keystone``'s public API: the ``image`` service in
+the catalog (Glance's own service user comes from ``Keystone.add_user``).
 
 Glance's cache middleware caches only the images downloaded through it:
 starting glance-api on a full cache changes nothing in it.
@@ -24,7 +23,6 @@ starting glance-api on a full cache changes nothing in it.
 
 import os
 import pathlib
-import secrets
 import shutil
 import signal
 import subprocess
@@ -98,44 +96,6 @@ def check_venv(venv):
     return venv
 
 
-def create_service_user(keystone, username=SERVICE_NAME,
-                        project_name='service', role='service'):
-    """A user ``username`` with ``role`` on ``project_name``; its Credentials.
-
-    Made through Keystone's REST API as its admin; a user of that name is
-    given a new password. The project and role must exist (``Keystone``'s
-    setup makes project ``service`` and the ``service`` role).
-    """
-    session = keystone.session(keystone.admin)
-
-    def call(method, path, **kwargs):
-        return session.request(keystone.auth_url + path, method,
-                               raise_exc=True, **kwargs).json()
-
-    projects = call('GET', '/projects?name=%s&domain_id=default'
-                    % project_name)['projects']
-    roles = call('GET', '/roles?name=%s' % role)['roles']
-    if not projects or not roles:
-        raise GlanceError('Keystone has no project %s or no role %s'
-                          % (project_name, role))
-    credentials = type(keystone.service)(
-        username, secrets.token_urlsafe(24), project_name)
-    user = {'password': credentials.password,
-            'default_project_id': projects[0]['id'], 'enabled': True}
-    found = call('GET', '/users?name=%s&domain_id=default'
-                 % username)['users']
-    if found:
-        user_id = found[0]['id']
-        call('PATCH', '/users/%s' % user_id, json={'user': user})
-    else:
-        user.update(name=username, domain_id='default')
-        user_id = call('POST', '/users', json={'user': user})['user']['id']
-    session.request(keystone.auth_url + '/projects/%s/users/%s/roles/%s'
-                    % (projects[0]['id'], user_id, roles[0]['id']), 'PUT',
-                    raise_exc=True)
-    return credentials
-
-
 def register(keystone, glance, interfaces=('public', 'internal')):
     """``glance`` in ``keystone``'s catalog as the ``image`` service."""
     keystone.create_service(SERVICE_TYPE, SERVICE_NAME)
@@ -150,7 +110,7 @@ class GlanceAPI:
     """One glance-api 33 in ``workdir``, run from the virtualenv ``venv``.
 
     :param authtoken: its ``[keystone_authtoken]`` section (for example
-        ``Keystone.authtoken_section(create_service_user(keystone))``)
+        ``Keystone.authtoken_section(keystone.add_user(SERVICE_NAME))``)
     :param cache_dir: ``image_cache_dir`` (sqlite driver)
     :param lock_path: ``[oslo_concurrency] lock_path`` (created if missing)
     :param max_size: ``image_cache_max_size`` (Glance itself prunes only

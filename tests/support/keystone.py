@@ -484,6 +484,16 @@ class Keystone:
         section.update(overrides)
         return section
 
+    def add_user(self, username, project_name='service', role='service'):
+        """Credentials of a user with ``role`` on ``project_name``.
+
+        Made if new (the project too), given a new random password if not;
+        the server must be running.
+        """
+        credentials = Credentials(username, _password(), project_name)
+        self._grant(credentials, role)
+        return credentials
+
     # -- the catalog, for fault tests ------------------------------------
 
     def endpoints(self, service_type='identity'):
@@ -667,13 +677,18 @@ class Keystone:
         Bootstrap made the roles; any that a future bootstrap would not
         make is made here.
         """
-        roles = self._ensure_roles(('reader', 'member', 'admin', 'service'))
+        self._ensure_roles(('reader', 'member', 'admin', 'service'))
         for credentials, role in ((self.member, 'member'),
                                   (self.service, 'service')):
-            project_id = self._ensure_project(credentials.project_name)
-            user_id = self._ensure_user(credentials, project_id)
-            self._admin_request('PUT', '/projects/%s/users/%s/roles/%s'
-                                % (project_id, user_id, roles[role]))
+            self._grant(credentials, role)
+
+    def _grant(self, credentials, role):
+        """Give ``credentials``' user ``role`` on its project (both made)."""
+        roles = self._ensure_roles((role,))
+        project_id = self._ensure_project(credentials.project_name)
+        user_id = self._ensure_user(credentials, project_id)
+        self._admin_request('PUT', '/projects/%s/users/%s/roles/%s'
+                            % (project_id, user_id, roles[role]))
 
     def _ensure_roles(self, names):
         existing = {role['name']: role['id'] for role in
