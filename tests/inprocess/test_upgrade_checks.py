@@ -542,6 +542,15 @@ class TestMetadataDriver:
         assert not (tmp_path / 'glance.db').exists()
 
 
+def unreachable_database(tmp_path):
+    """centralized_db settings whose database server is not there."""
+    url = 'postgresql+psycopg://glance:%s@127.0.0.1:1/glance' % PASSWORD
+    return {'DEFAULT': {'image_cache_dir': str(tmp_path),
+                        'image_cache_driver': 'centralized_db',
+                        'worker_self_reference_url': caches.NODE_URL},
+            'database': {'connection': url}}
+
+
 class TestNodeReference:
     def test_not_used_by_other_drivers(self, tmp_path, sqlite_cache):
         found = run(tmp_path, sections_for(sqlite_cache),
@@ -589,12 +598,8 @@ class TestNodeReference:
         assert 'but %s is' % caches.NODE_URL in found.details
 
     def test_database_unreachable(self, tmp_path):
-        url = 'postgresql+psycopg://glance:%s@127.0.0.1:1/glance' % PASSWORD
-        found = run(tmp_path, {
-            'DEFAULT': {'image_cache_dir': str(tmp_path),
-                        'image_cache_driver': 'centralized_db',
-                        'worker_self_reference_url': caches.NODE_URL},
-            'database': {'connection': url}}, 'check_node_reference')
+        found = run(tmp_path, unreachable_database(tmp_path),
+                    'check_node_reference')
         assert found.code == FAILURE
         assert 'node_reference cannot be read' in found.details
 
@@ -718,12 +723,8 @@ class TestNodeIndex:
         assert 'db-index --create' in found.details
 
     def test_database_unreachable(self, tmp_path):
-        url = 'postgresql+psycopg://glance:%s@127.0.0.1:1/glance' % PASSWORD
-        found = run(tmp_path, {
-            'DEFAULT': {'image_cache_dir': str(tmp_path),
-                        'image_cache_driver': 'centralized_db',
-                        'worker_self_reference_url': caches.NODE_URL},
-            'database': {'connection': url}}, 'check_node_index')
+        found = run(tmp_path, unreachable_database(tmp_path),
+                    'check_node_index')
         assert found.code == FAILURE
         assert 'cached_images cannot be read' in found.details
         assert PASSWORD not in found.details

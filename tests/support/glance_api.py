@@ -26,9 +26,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
 from tests.support import processes
 from tests.support import settings
@@ -252,24 +249,9 @@ class GlanceAPI:
                                  processes.read_tail(self.manage_log_path)))
 
     def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while not self._answers(self.url('/versions')):
-            if self.process.poll() is not None:
-                raise GlanceError(
-                    'glance-api exited with status %s before it answered on '
-                    '%s\n%s' % (self.process.returncode, self.url(''),
-                                self.diagnostics()))
-            if time.monotonic() > deadline:
-                raise GlanceError('glance-api did not answer GET %s within '
-                                  '%s s\n%s' % (self.url('/versions'),
-                                                timeout, self.diagnostics()))
-            time.sleep(0.2)
-
-    @staticmethod
-    def _answers(url):
-        """True if GET ``url`` is a 200 (Glance's version list)."""
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status == 200
-        except (OSError, urllib.error.HTTPError):
-            return False
+        url = self.url('/versions')
+        processes.wait_for(
+            lambda: processes.answers(self.process, url, 'glance-api',
+                                      self.diagnostics),
+            'glance-api to answer GET %s' % url,
+            timeout=timeout, diagnostics=self.diagnostics)

@@ -39,10 +39,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 from keystoneauth1.identity import v3
 from keystoneauth1 import session as ksa_session
+
+from tests.support import processes
 
 #: The Keystone these tests are written against, from PyPI.
 KEYSTONE_PIN = 'keystone==30.0.0'
@@ -238,12 +239,10 @@ def free_port(host='127.0.0.1'):
         return sock.getsockname()[1]
 
 
-def _tail(path, limit=4000):
-    try:
-        with open(path, errors='replace') as f:
-            return f.read()[-limit:]
-    except FileNotFoundError:
-        return '(%s does not exist)' % path
+def _tails(*paths):
+    """The end of each log, under its path."""
+    return '\n'.join('--- %s ---\n%s' % (path, processes.read_tail(path, 4000))
+                     for path in paths)
 
 
 def _group_members(pgid):
@@ -443,9 +442,7 @@ class Keystone:
 
     def diagnostics(self):
         """The tails of gunicorn's and Keystone's logs, for an error."""
-        return ('--- %s ---\n%s\n--- %s ---\n%s'
-                % (self.server_log_path, _tail(self.server_log_path),
-                   self.log_path, _tail(self.log_path)))
+        return _tails(self.server_log_path, self.log_path)
 
     # -- clients -------------------------------------------------------
 
@@ -624,32 +621,15 @@ class Keystone:
                                    self._manage_tail()))
 
     def _manage_tail(self):
-        return ('--- %s ---\n%s\n--- %s ---\n%s'
-                % (self.manage_log_path, _tail(self.manage_log_path),
-                   self.log_path, _tail(self.log_path)))
+        return _tails(self.manage_log_path, self.log_path)
 
     def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while not self._answers(self.auth_url):
-            if self.process.poll() is not None:
-                raise KeystoneError(
-                    'gunicorn exited with status %s before Keystone answered '
-                    'on %s\n%s' % (self.process.returncode, self.auth_url,
-                                   self.diagnostics()))
-            if time.monotonic() > deadline:
-                raise KeystoneError(
-                    'Keystone did not answer GET %s within %s s\n%s'
-                    % (self.auth_url, timeout, self.diagnostics()))
-            time.sleep(0.1)
-
-    @staticmethod
-    def _answers(url):
-        """True if GET ``url`` is a 200."""
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status == 200
-        except OSError:     # refused, reset, timed out, or an HTTP error
-            return False
+        url = self.auth_url
+        processes.wait_for(
+            lambda: processes.answers(self.process, url, 'Keystone',
+                                      self.diagnostics),
+            'Keystone to answer GET %s' % url,
+            timeout=timeout, diagnostics=self.diagnostics)
 
     def _admin_request(self, method, path, **kwargs):
         """One request to the identity API as ``admin``; errors raise.
